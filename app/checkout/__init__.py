@@ -1,0 +1,1 @@
+"""Supermarket checkout: cart and checkout API, Kafka producer and consumer, analytics."""

@@ -1,0 +1,82 @@
+"""One typed settings object, read from CHECKOUT_* environment variables.
+
+The defaults work against a single-node lab on localhost; the deployment role sets
+the real hosts, data center and region.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+ConsistencyName = Literal[
+    "ANY", "ONE", "LOCAL_ONE", "LOCAL_QUORUM", "QUORUM", "EACH_QUORUM", "ALL"
+]
+
+# NoDecode: host lists arrive as "a,b,c" (what an inventory renders), not as JSON.
+HostList = Annotated[list[str], NoDecode]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CHECKOUT_", extra="ignore")
+
+    region: str = Field("", description="Region this process runs in (e.g. A); tags events.")
+
+    cassandra_hosts: HostList = Field(default_factory=lambda: ["127.0.0.1"])
+    cassandra_port: int = 9042
+    cassandra_local_dc: str = "datacenter1"
+    cassandra_keyspace: str = Field("checkout", pattern=r"^[a-z][a-z0-9_]{0,47}$")
+    cassandra_consistency: ConsistencyName = "LOCAL_QUORUM"
+    cassandra_username: str | None = None
+    cassandra_password: SecretStr | None = None
+    cassandra_request_timeout_s: float = Field(5.0, gt=0)
+    cassandra_connect_timeout_s: float = Field(10.0, gt=0)
+    cassandra_write_attempts: int = Field(5, ge=1)
+    cassandra_write_concurrency: int = Field(64, ge=1)
+
+    kafka_bootstrap: HostList = Field(default_factory=lambda: ["127.0.0.1:9092"])
+    kafka_sales_topic: str = "checkout-sales"
+    kafka_dlq_topic: str = "checkout-sales-dlq"
+    kafka_consumer_group: str = "checkout-cassandra-writer"
+    kafka_linger_ms: int = Field(5, ge=0)
+    kafka_publish_timeout_s: float = Field(10.0, gt=0)
+    kafka_max_poll_records: int = Field(500, ge=1)
+
+    api_host: str = "0.0.0.0"
+    api_port: int = 8080
+    api_max_body_bytes: int = Field(64 * 1024, ge=1024)
+    api_shutdown_grace_s: int = Field(20, ge=0)
+
+    consumer_metrics_port: int = 8081
+
+    initial_stock: int = Field(100, ge=0, description="Stock level of a product never restocked.")
+
+    payment_seed: int = 20190101
+    payment_latency_ms: float = Field(80.0, ge=0, description="Median gateway latency.")
+    payment_decline_rate: float = Field(0.03, ge=0, le=1)
+    payment_timeout_rate: float = Field(0.01, ge=0, le=1)
+    payment_timeout_s: float = Field(2.0, gt=0)
+
+    log_level: str = "INFO"
+
+    @field_validator("cassandra_hosts", "kafka_bootstrap", mode="before")
+    @classmethod
+    def _split_comma_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("cassandra_hosts", "kafka_bootstrap")
+    @classmethod
+    def _not_empty(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("needs at least one host")
+        return value
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

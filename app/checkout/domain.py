@@ -1,0 +1,48 @@
+"""Vocabulary shared by the API, the dataset and the events: branches, lines, payments."""
+
+from __future__ import annotations
+
+from datetime import timedelta, timezone
+from enum import StrEnum
+
+
+class Branch(StrEnum):
+    A = "A"
+    B = "B"
+    C = "C"
+
+
+CITY_BY_BRANCH: dict[Branch, str] = {
+    Branch.A: "Yangon",
+    Branch.B: "Mandalay",
+    Branch.C: "Naypyitaw",
+}
+
+# All three stores are in Myanmar, which keeps UTC+06:30 all year (no DST), so a fixed
+# offset is exact and needs no tz database on the nodes.
+STORE_TZ = timezone(timedelta(hours=6, minutes=30), "MMT")
+
+
+class ProductLine(StrEnum):
+    ELECTRONIC_ACCESSORIES = "Electronic accessories"
+    FASHION_ACCESSORIES = "Fashion accessories"
+    FOOD_AND_BEVERAGES = "Food and beverages"
+    HEALTH_AND_BEAUTY = "Health and beauty"
+    HOME_AND_LIFESTYLE = "Home and lifestyle"
+    SPORTS_AND_TRAVEL = "Sports and travel"
+
+
+class PaymentMethod(StrEnum):
+    CASH = "Cash"
+    CREDIT_CARD = "Credit card"
+    EWALLET = "Ewallet"
+
+
+class CustomerType(StrEnum):
+    MEMBER = "Member"
+    NORMAL = "Normal"
+
+
+class Gender(StrEnum):
+    FEMALE = "Female"
+    MALE = "Male"

@@ -1,0 +1,164 @@
+"""The checkout event: one completed sale, as published to Kafka.
+
+API checkouts and replayed dataset rows produce the same shape, so the consumer and the
+streaming analytics handle both alike. Money travels as decimal strings so no float ever
+rounds it. `version` changes only for incompatible changes; added optional fields keep
+the version, which is why unknown fields are ignored rather than refused.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Literal, Self
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+
+from checkout.catalog import product_id_for
+from checkout.dataset import DatasetRow
+from checkout.domain import CITY_BY_BRANCH, Branch, CustomerType, Gender, PaymentMethod, ProductLine
+from checkout.pricing import LinePrice, price_invoice, price_line
+
+EVENT_TYPE = "checkout.sale"
+EVENT_VERSION = 1
+
+
+class SaleLine(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    product_id: str = Field(min_length=1, max_length=64)
+    product_line: ProductLine
+    unit_price: Decimal = Field(gt=0)
+    quantity: int = Field(gt=0)
+    cogs: Decimal
+    tax: Decimal
+    total: Decimal
+    gross_income: Decimal
+    gross_margin_pct: Decimal
+
+    @classmethod
+    def priced(cls, product_id: str, product_line: ProductLine, price: LinePrice) -> SaleLine:
+        return cls(
+            product_id=product_id,
+            product_line=product_line,
+            unit_price=price.unit_price,
+            quantity=price.quantity,
+            cogs=price.cogs,
+            tax=price.tax,
+            total=price.total,
+            gross_income=price.gross_income,
+            gross_margin_pct=price.gross_margin_pct,
+        )
+
+    def price(self) -> LinePrice:
+        return LinePrice(
+            unit_price=self.unit_price,
+            quantity=self.quantity,
+            cogs=self.cogs,
+            tax=self.tax,
+            total=self.total,
+            gross_income=self.gross_income,
+            gross_margin_pct=self.gross_margin_pct,
+        )
+
+
+class SaleEvent(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    type: Literal["checkout.sale"] = EVENT_TYPE
+    version: Literal[1] = EVENT_VERSION
+    invoice_id: str = Field(min_length=1, max_length=64)
+    source: Literal["api", "replay"]
+    region: str = ""
+    branch: Branch
+    city: str
+    sold_at: AwareDatetime
+    payment: PaymentMethod
+    customer_type: CustomerType
+    gender: Gender | None = None
+    rating: Decimal | None = Field(default=None, ge=0, le=10)
+    lines: tuple[SaleLine, ...] = Field(min_length=1)
+    cogs: Decimal
+    tax: Decimal
+    total: Decimal
+    gross_income: Decimal
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        """Refuse any event whose money does not follow the formulas: a consumer must
+        never store a sale it cannot explain."""
+        if self.city != CITY_BY_BRANCH[self.branch]:
+            raise ValueError(f"city {self.city!r} does not match branch {self.branch}")
+        for line in self.lines:
+            if line.product_id != product_id_for(line.product_line, line.unit_price):
+                raise ValueError(f"product_id {line.product_id} does not match its line and price")
+            if line.price() != price_line(line.unit_price, line.quantity):
+                raise ValueError(f"line {line.product_id} is not priced by the dataset formulas")
+        totals = price_invoice(line.price() for line in self.lines)
+        if (self.cogs, self.tax, self.total, self.gross_income) != (
+            totals.cogs,
+            totals.tax,
+            totals.total,
+            totals.gross_income,
+        ):
+            raise ValueError("invoice totals are not the sum of its lines")
+        return self
+
+    def to_json_bytes(self) -> bytes:
+        return self.model_dump_json().encode()
+
+    @classmethod
+    def from_json_bytes(cls, payload: bytes) -> SaleEvent:
+        return cls.model_validate_json(payload)
+
+
+def build_event(
+    *,
+    invoice_id: str,
+    source: Literal["api", "replay"],
+    region: str,
+    branch: Branch,
+    sold_at: AwareDatetime,
+    payment: PaymentMethod,
+    customer_type: CustomerType,
+    gender: Gender | None,
+    rating: Decimal | None,
+    lines: tuple[SaleLine, ...],
+) -> SaleEvent:
+    totals = price_invoice(line.price() for line in lines)
+    return SaleEvent(
+        invoice_id=invoice_id,
+        source=source,
+        region=region,
+        branch=branch,
+        city=CITY_BY_BRANCH[branch],
+        sold_at=sold_at,
+        payment=payment,
+        customer_type=customer_type,
+        gender=gender,
+        rating=rating,
+        lines=lines,
+        cogs=totals.cogs,
+        tax=totals.tax,
+        total=totals.total,
+        gross_income=totals.gross_income,
+    )
+
+
+def event_from_row(row: DatasetRow, region: str = "") -> SaleEvent:
+    line = SaleLine.priced(
+        product_id_for(row.product_line, row.unit_price),
+        row.product_line,
+        price_line(row.unit_price, row.quantity),
+    )
+    return build_event(
+        invoice_id=row.invoice_id,
+        source="replay",
+        region=region,
+        branch=row.branch,
+        sold_at=row.sold_at,
+        payment=row.payment,
+        customer_type=row.customer_type,
+        gender=row.gender,
+        rating=row.rating,
+        lines=(line,),
+    )
