@@ -12,9 +12,7 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-ConsistencyName = Literal[
-    "ANY", "ONE", "LOCAL_ONE", "LOCAL_QUORUM", "QUORUM", "EACH_QUORUM", "ALL"
-]
+ConsistencyName = Literal["ANY", "ONE", "LOCAL_ONE", "LOCAL_QUORUM", "QUORUM", "EACH_QUORUM", "ALL"]
 
 # NoDecode: host lists arrive as "a,b,c" (what an inventory renders), not as JSON.
 HostList = Annotated[list[str], NoDecode]

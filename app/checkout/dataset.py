@@ -129,9 +129,9 @@ def _parse_row(line_no: int, record: dict[str, str]) -> DatasetRow:
         raise RowInvalid(f"Quantity {quantity_text!r} must be a positive whole number")
     quantity = int(quantity_text)
     try:
-        sold_at = datetime.strptime(
-            f"{record['Date']} {record['Time']}", "%m/%d/%Y %H:%M"
-        ).replace(tzinfo=STORE_TZ)
+        sold_at = datetime.strptime(f"{record['Date']} {record['Time']}", "%m/%d/%Y %H:%M").replace(
+            tzinfo=STORE_TZ
+        )
     except ValueError:
         raise RowInvalid(
             f"Date/Time {record['Date']!r} {record['Time']!r} is not M/D/YYYY HH:MM"

@@ -9,7 +9,7 @@ the version, which is why unknown fields are ignored rather than refused.
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Literal, Self
+from typing import Literal, Protocol, Self
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
@@ -17,9 +17,6 @@ from checkout.catalog import product_id_for
 from checkout.dataset import DatasetRow
 from checkout.domain import CITY_BY_BRANCH, Branch, CustomerType, Gender, PaymentMethod, ProductLine
 from checkout.pricing import LinePrice, price_invoice, price_line
-
-EVENT_TYPE = "checkout.sale"
-EVENT_VERSION = 1
 
 
 class SaleLine(BaseModel):
@@ -64,8 +61,8 @@ class SaleLine(BaseModel):
 class SaleEvent(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
 
-    type: Literal["checkout.sale"] = EVENT_TYPE
-    version: Literal[1] = EVENT_VERSION
+    type: Literal["checkout.sale"] = "checkout.sale"
+    version: Literal[1] = 1
     invoice_id: str = Field(min_length=1, max_length=64)
     source: Literal["api", "replay"]
     region: str = ""
@@ -109,6 +106,16 @@ class SaleEvent(BaseModel):
     @classmethod
     def from_json_bytes(cls, payload: bytes) -> SaleEvent:
         return cls.model_validate_json(payload)
+
+
+class PublishError(Exception):
+    """The broker did not acknowledge an event; it may or may not have been stored."""
+
+
+class EventPublisher(Protocol):
+    async def publish(self, event: SaleEvent) -> None:
+        """Return once the broker acknowledged the event; raise PublishError otherwise."""
+        ...
 
 
 def build_event(

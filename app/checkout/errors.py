@@ -1,0 +1,5 @@
+"""Errors shared by the I/O edges and the services that call them."""
+
+
+class DependencyUnavailable(Exception):
+    """Cassandra or Kafka could not serve the request; the message says what to check."""

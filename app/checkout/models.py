@@ -1,0 +1,109 @@
+"""HTTP request and response models of the checkout API.
+
+Requests are strict: unknown fields, strings where numbers belong, unknown branches and
+payment methods are refused with a message naming the field, instead of being coerced.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from checkout.cart import MAX_QUANTITY_PER_LINE, CartStatus
+from checkout.domain import Branch, CustomerType, Gender, PaymentMethod, ProductLine
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class CreateCartRequest(_Request):
+    branch: Branch = Field(description="A (Yangon), B (Mandalay) or C (Naypyitaw).")
+
+
+class AddItemRequest(_Request):
+    product_id: str = Field(min_length=1, max_length=64, examples=["hb-3b5ef0bc"])
+    quantity: int = Field(gt=0, le=MAX_QUANTITY_PER_LINE)
+
+
+class CheckoutRequest(_Request):
+    payment: PaymentMethod
+    customer_type: CustomerType = CustomerType.NORMAL
+    gender: Gender | None = None
+    rating: Annotated[Decimal, Field(ge=0, le=10, decimal_places=1)] | None = Field(
+        None, description="Customer stratification rating, 0 to 10, one decimal."
+    )
+
+
+class ProductOut(BaseModel):
+    product_id: str
+    product_line: ProductLine
+    unit_price: Decimal
+
+
+class CartLineOut(BaseModel):
+    product_id: str
+    product_line: ProductLine
+    unit_price: Decimal
+    quantity: int
+    cogs: Decimal
+    tax: Decimal
+    total: Decimal
+
+
+class CartOut(BaseModel):
+    cart_id: str
+    branch: Branch
+    city: str
+    status: CartStatus
+    invoice_id: str | None
+    created_at: datetime
+    lines: list[CartLineOut]
+    cogs: Decimal
+    tax: Decimal
+    total: Decimal
+    amount_due: Decimal
+
+
+class ReceiptLineOut(CartLineOut):
+    gross_income: Decimal
+    gross_margin_pct: Decimal
+    stock_level: int | None = Field(
+        description="Stock at the branch after this sale; null if it could not be read now."
+    )
+    stock_negative: bool
+
+
+class ReceiptOut(BaseModel):
+    invoice_id: str
+    cart_id: str
+    branch: Branch
+    city: str
+    sold_at: datetime
+    payment: PaymentMethod
+    charge_id: str
+    customer_type: CustomerType
+    gender: Gender | None
+    rating: Decimal | None
+    lines: list[ReceiptLineOut]
+    cogs: Decimal
+    tax: Decimal
+    total: Decimal
+    gross_income: Decimal
+    gross_margin_pct: Decimal
+    amount_due: Decimal
+
+
+class StockOut(BaseModel):
+    branch: Branch
+    product_id: str
+    level: int
+    negative: bool
+
+
+class ErrorOut(BaseModel):
+    detail: str
+    errors: list[str] = Field(default_factory=list)

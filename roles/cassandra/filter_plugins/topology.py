@@ -1,0 +1,41 @@
+"""Filters that derive the Cassandra topology (DCs, seeds, RF) from the inventory."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+
+def _dc(hostvars: Any, host: str) -> str:
+    return str(hostvars[host].get("cassandra_dc") or hostvars[host].get("region") or "")
+
+
+def cassandra_dc_sizes(hosts: list[str], hostvars: Any) -> dict[str, int]:
+    """Number of Cassandra nodes in each DC."""
+    return dict(Counter(_dc(hostvars, h) for h in hosts))
+
+
+def cassandra_default_rf(dc_sizes: dict[str, int], max_rf: int) -> dict[str, int]:
+    """Replication factor per DC: its node count, capped at max_rf."""
+    return {dc: min(size, int(max_rf)) for dc, size in dc_sizes.items()}
+
+
+def cassandra_seeds(hosts: list[str], hostvars: Any) -> list[str]:
+    """Hosts marked cassandra_seed; a DC without a mark gets its first host."""
+    marked = [h for h in hosts if hostvars[h].get("cassandra_seed") in (True, "true", "yes")]
+    seeded = {_dc(hostvars, h) for h in marked}
+    for host in hosts:
+        dc = _dc(hostvars, host)
+        if dc not in seeded:
+            marked.append(host)
+            seeded.add(dc)
+    return marked
+
+
+class FilterModule:
+    def filters(self) -> dict[str, Any]:
+        return {
+            "cassandra_dc_sizes": cassandra_dc_sizes,
+            "cassandra_default_rf": cassandra_default_rf,
+            "cassandra_seeds": cassandra_seeds,
+        }
