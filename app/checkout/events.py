@@ -9,13 +9,21 @@ the version, which is why unknown fields are ignored rather than refused.
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Literal, Protocol, Self
+from typing import Any, Literal, Protocol, Self
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from checkout.catalog import product_id_for
 from checkout.dataset import DatasetRow
-from checkout.domain import CITY_BY_BRANCH, Branch, CustomerType, Gender, PaymentMethod, ProductLine
+from checkout.domain import (
+    CITY_BY_BRANCH,
+    STORE_TZ,
+    Branch,
+    CustomerType,
+    Gender,
+    PaymentMethod,
+    ProductLine,
+)
 from checkout.pricing import LinePrice, price_invoice, price_line
 
 
@@ -169,3 +177,62 @@ def event_from_row(row: DatasetRow, region: str = "") -> SaleEvent:
         rating=row.rating,
         lines=(line,),
     )
+
+
+# The flattened form stored in Cassandra: one row per invoice line, with the local day and
+# hour precomputed so that reports never need time-zone arithmetic.
+SALE_COLUMNS = (
+    "branch",
+    "day",
+    "sold_at",
+    "invoice_id",
+    "line_no",
+    "hour",
+    "city",
+    "region",
+    "source",
+    "payment",
+    "customer_type",
+    "gender",
+    "rating",
+    "product_id",
+    "product_line",
+    "unit_price",
+    "quantity",
+    "cogs",
+    "tax",
+    "total",
+    "gross_income",
+    "gross_margin_pct",
+)
+
+
+def sale_rows(event: SaleEvent) -> list[dict[str, Any]]:
+    local = event.sold_at.astimezone(STORE_TZ)
+    return [
+        {
+            "branch": event.branch.value,
+            "day": local.date(),
+            "sold_at": event.sold_at,
+            "invoice_id": event.invoice_id,
+            "line_no": line_no,
+            "hour": local.hour,
+            "city": event.city,
+            "region": event.region,
+            "source": event.source,
+            "payment": event.payment.value,
+            "customer_type": event.customer_type.value,
+            "gender": None if event.gender is None else event.gender.value,
+            "rating": event.rating,
+            "product_id": line.product_id,
+            "product_line": line.product_line.value,
+            "unit_price": line.unit_price,
+            "quantity": line.quantity,
+            "cogs": line.cogs,
+            "tax": line.tax,
+            "total": line.total,
+            "gross_income": line.gross_income,
+            "gross_margin_pct": line.gross_margin_pct,
+        }
+        for line_no, line in enumerate(event.lines, start=1)
+    ]

@@ -1,0 +1,370 @@
+"""Cassandra access: session factory, asyncio bridge with retries, and the stores.
+
+Routing is token-aware over a DC-aware round robin pinned to the local DC, so each
+request goes straight to a replica in this region. Every statement is prepared and
+idempotent (immutable rows keyed by invoice, cart or key), which is what makes retrying
+a timed-out write on another node safe: the worst case is writing the same row twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine, Iterable, Sequence
+from types import MappingProxyType
+from typing import Any
+
+from cassandra import (
+    ConsistencyLevel,
+    CoordinationFailure,
+    DriverException,
+    OperationTimedOut,
+    ReadTimeout,
+    Unavailable,
+    WriteTimeout,
+)
+from cassandra.auth import PlainTextAuthProvider
+from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, NoHostAvailable
+from cassandra.policies import (
+    ConstantSpeculativeExecutionPolicy,
+    DCAwareRoundRobinPolicy,
+    TokenAwarePolicy,
+)
+from cassandra.query import PreparedStatement
+
+from checkout.cart import Cart, CartStatus
+from checkout.config import Settings
+from checkout.cql import SALES_TTL_SECONDS
+from checkout.domain import Branch
+from checkout.errors import DependencyUnavailable
+from checkout.events import SALE_COLUMNS, SaleEvent, sale_rows
+from checkout.idempotency import IdempotencyRecord, IdempotencyStatus
+from checkout.inventory import StockLevel, StockMovement, movements_for_sale
+
+log = logging.getLogger(__name__)
+
+# Worth another try on another replica: the node was slow, down or overloaded.
+_TRANSIENT = (
+    OperationTimedOut,
+    ReadTimeout,
+    WriteTimeout,
+    Unavailable,
+    CoordinationFailure,
+    NoHostAvailable,
+)
+_MOVE_CQL = (
+    "INSERT INTO stock_movements (branch, product_id, invoice_id, delta, moved_at) "
+    "VALUES (?, ?, ?, ?, ?)"
+)
+_SALE_TABLES = ("sales_by_branch_day", "sales_by_invoice", "sales_by_product_line_day")
+
+
+def consistency(name: str) -> int:
+    level: int = ConsistencyLevel.name_to_value[name]
+    return level
+
+
+def read_consistency(name: str) -> int:
+    """ANY is a write-only level; reads under it use ONE, the nearest equivalent."""
+    return consistency("ONE" if name == "ANY" else name)
+
+
+def _where(settings: Settings) -> str:
+    hosts = ",".join(settings.cassandra_hosts)
+    return (
+        f"Cassandra at {hosts}:{settings.cassandra_port} (local DC {settings.cassandra_local_dc})"
+    )
+
+
+def connect_cluster(
+    settings: Settings, *, keyspace: str | None, schema_agreement_wait_s: int = 10
+) -> tuple[Any, Any]:
+    """Open a cluster and session, or raise DependencyUnavailable saying what to check."""
+    profile = ExecutionProfile(
+        load_balancing_policy=TokenAwarePolicy(
+            DCAwareRoundRobinPolicy(local_dc=settings.cassandra_local_dc)
+        ),
+        consistency_level=consistency(settings.cassandra_consistency),
+        serial_consistency_level=ConsistencyLevel.LOCAL_SERIAL,
+        request_timeout=settings.cassandra_request_timeout_s,
+        # A slow replica (GC pause, dying node) is raced by a second one after 200 ms;
+        # only idempotent statements are ever speculated.
+        speculative_execution_policy=ConstantSpeculativeExecutionPolicy(0.2, 1),
+    )
+    auth = None
+    if settings.cassandra_username and settings.cassandra_password:
+        auth = PlainTextAuthProvider(
+            settings.cassandra_username, settings.cassandra_password.get_secret_value()
+        )
+    cluster = Cluster(
+        contact_points=settings.cassandra_hosts,
+        port=settings.cassandra_port,
+        execution_profiles={EXEC_PROFILE_DEFAULT: profile},
+        auth_provider=auth,
+        connect_timeout=settings.cassandra_connect_timeout_s,
+        max_schema_agreement_wait=schema_agreement_wait_s,
+    )
+    try:
+        session = cluster.connect(keyspace)
+    except NoHostAvailable as error:
+        cluster.shutdown()
+        raise DependencyUnavailable(
+            f"cannot reach {_where(settings)}: {error}; check CHECKOUT_CASSANDRA_HOSTS, "
+            "CHECKOUT_CASSANDRA_PORT and that the CQL port is open"
+        ) from error
+    except DriverException as error:
+        cluster.shutdown()
+        raise DependencyUnavailable(
+            f"cannot open keyspace {keyspace!r} on {_where(settings)}: {error}; "
+            "apply the schema first with checkout-schema"
+        ) from error
+    dcs = sorted({host.datacenter for host in cluster.metadata.all_hosts() if host.datacenter})
+    if settings.cassandra_local_dc not in dcs:
+        cluster.shutdown()
+        raise DependencyUnavailable(
+            f"CHECKOUT_CASSANDRA_LOCAL_DC={settings.cassandra_local_dc!r} is not a data center "
+            f"of the cluster at {','.join(settings.cassandra_hosts)} (it has {dcs})"
+        )
+    return cluster, session
+
+
+class Cassandra:
+    """A connected session with prepared statements and an asyncio bridge."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._cluster, self._session = connect_cluster(
+            settings, keyspace=settings.cassandra_keyspace
+        )
+
+    def prepare(self, cql: str, *, read: bool = False) -> PreparedStatement:
+        try:
+            statement = self._session.prepare(cql)
+        except DriverException as error:
+            raise DependencyUnavailable(
+                f"cannot prepare {cql.split('(', maxsplit=1)[0].strip()!r} in keyspace "
+                f"{self._settings.cassandra_keyspace}: {error}; apply the schema with "
+                "checkout-schema"
+            ) from error
+        name = self._settings.cassandra_consistency
+        statement.consistency_level = read_consistency(name) if read else consistency(name)
+        statement.is_idempotent = True
+        return statement
+
+    async def execute(self, statement: PreparedStatement, params: Sequence[Any]) -> list[Any]:
+        """Run one statement, retrying transient failures with backoff.
+
+        Returns the first page of rows: every async query here reads one partition of a
+        handful of rows; bulk reads (analytics) page synchronously instead.
+        """
+        attempts = self._settings.cassandra_write_attempts
+        for attempt in range(1, attempts + 1):
+            try:
+                return await _bridge(self._session.execute_async(statement, params))
+            except _TRANSIENT as error:
+                if attempt == attempts:
+                    raise DependencyUnavailable(
+                        f"{_where(self._settings)} failed {attempts} times: {error}; check the "
+                        "nodes of the local DC (nodetool status) and CHECKOUT_CASSANDRA_HOSTS"
+                    ) from error
+                delay = min(0.05 * 2**attempt, 2.0)
+                log.warning(
+                    "Cassandra attempt %d/%d failed (%s); retrying in %.2fs",
+                    attempt,
+                    attempts,
+                    error,
+                    delay,
+                )
+                await asyncio.sleep(delay)
+        raise AssertionError("unreachable")
+
+    def execute_paged(self, cql: str, params: Sequence[Any]) -> Iterable[Any]:
+        """Synchronous, paged read for bulk scans (analytics); rows arrive page by page."""
+        statement = self.prepare(cql, read=True)
+        statement.fetch_size = 1000
+        result: Iterable[Any] = self._session.execute(statement, params)
+        return result
+
+    def ready(self) -> None:
+        up = [h for h in self._cluster.metadata.all_hosts() if h.is_up]
+        local = [h for h in up if h.datacenter == self._settings.cassandra_local_dc]
+        if not local:
+            raise DependencyUnavailable(f"no node of {_where(self._settings)} is up")
+
+    def close(self) -> None:
+        self._cluster.shutdown()
+
+
+def _bridge(response_future: Any) -> asyncio.Future[list[Any]]:
+    """Resolve an asyncio future from the driver's I/O thread, without blocking the loop."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[list[Any]] = loop.create_future()
+
+    def resolve(rows: Any) -> None:
+        if not future.done():
+            future.set_result(list(rows) if rows is not None else [])
+
+    def fail(error: BaseException) -> None:
+        if not future.done():
+            future.set_exception(error)
+
+    response_future.add_callbacks(
+        lambda rows: loop.call_soon_threadsafe(resolve, rows),
+        lambda error: loop.call_soon_threadsafe(fail, error),
+    )
+    return future
+
+
+class CassandraCartStore:
+    def __init__(self, db: Cassandra) -> None:
+        self._db = db
+        self._get = db.prepare(
+            "SELECT cart_id, branch, items, status, invoice_id, created_at "
+            "FROM carts WHERE cart_id = ?",
+            read=True,
+        )
+        self._save = db.prepare(
+            "INSERT INTO carts (cart_id, branch, items, status, invoice_id, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?)"
+        )
+
+    async def get(self, cart_id: str) -> Cart | None:
+        rows = await self._db.execute(self._get, (cart_id,))
+        if not rows:
+            return None
+        row = rows[0]
+        return Cart(
+            cart_id=row.cart_id,
+            branch=Branch(row.branch),
+            created_at=row.created_at,
+            items=MappingProxyType(dict(row.items or {})),
+            status=CartStatus(row.status),
+            invoice_id=row.invoice_id,
+        )
+
+    async def save(self, cart: Cart) -> None:
+        await self._db.execute(
+            self._save,
+            (
+                cart.cart_id,
+                cart.branch.value,
+                dict(cart.items),
+                cart.status.value,
+                cart.invoice_id,
+                cart.created_at,
+            ),
+        )
+
+
+class CassandraIdempotencyStore:
+    def __init__(self, db: Cassandra) -> None:
+        self._db = db
+        self._get = db.prepare(
+            "SELECT key, request_hash, invoice_id, status, created_at, response_status, "
+            "response_body FROM idempotency_keys WHERE key = ?",
+            read=True,
+        )
+        self._put = db.prepare(
+            "INSERT INTO idempotency_keys (key, request_hash, invoice_id, status, created_at, "
+            "response_status, response_body) VALUES (?, ?, ?, ?, ?, ?, ?)"
+        )
+
+    async def get(self, key: str) -> IdempotencyRecord | None:
+        rows = await self._db.execute(self._get, (key,))
+        if not rows:
+            return None
+        row = rows[0]
+        return IdempotencyRecord(
+            key=row.key,
+            request_hash=row.request_hash,
+            invoice_id=row.invoice_id,
+            status=IdempotencyStatus(row.status),
+            created_at=row.created_at,
+            response_status=row.response_status,
+            response_body=row.response_body,
+        )
+
+    async def put(self, record: IdempotencyRecord) -> None:
+        await self._db.execute(
+            self._put,
+            (
+                record.key,
+                record.request_hash,
+                record.invoice_id,
+                record.status.value,
+                record.created_at,
+                record.response_status,
+                record.response_body,
+            ),
+        )
+
+
+class CassandraStockLedger:
+    def __init__(self, db: Cassandra, initial_stock: int) -> None:
+        self._db = db
+        self._initial_stock = initial_stock
+        self._move = db.prepare(_MOVE_CQL)
+        self._initial = db.prepare(
+            "SELECT level FROM stock_initial WHERE branch = ? AND product_id = ?", read=True
+        )
+        self._sum = db.prepare(
+            "SELECT sum(delta) AS moved FROM stock_movements WHERE branch = ? AND product_id = ?",
+            read=True,
+        )
+
+    async def record(self, movements: Sequence[StockMovement]) -> None:
+        await asyncio.gather(
+            *(self._db.execute(self._move, _movement_params(m)) for m in movements)
+        )
+
+    async def level(self, branch: Branch, product_id: str) -> StockLevel:
+        initial_rows, moved_rows = await asyncio.gather(
+            self._db.execute(self._initial, (branch.value, product_id)),
+            self._db.execute(self._sum, (branch.value, product_id)),
+        )
+        initial = initial_rows[0].level if initial_rows else self._initial_stock
+        moved = (moved_rows[0].moved if moved_rows else None) or 0
+        return StockLevel(branch, product_id, initial + moved)
+
+
+class CassandraSaleWriter:
+    """Writes sale events (all sale tables, the day index and the stock movements)."""
+
+    def __init__(self, db: Cassandra, concurrency: int) -> None:
+        self._db = db
+        self._slots = asyncio.Semaphore(concurrency)
+        columns = ", ".join(SALE_COLUMNS)
+        markers = ", ".join("?" for _ in SALE_COLUMNS)
+        self._inserts = [
+            db.prepare(
+                f"INSERT INTO {table} ({columns}) VALUES ({markers}) USING TTL {SALES_TTL_SECONDS}"
+            )
+            for table in _SALE_TABLES
+        ]
+        self._day = db.prepare(
+            f"INSERT INTO sale_days (branch, day) VALUES (?, ?) USING TTL {SALES_TTL_SECONDS}"
+        )
+        self._move = db.prepare(_MOVE_CQL)
+
+    async def _run(self, statement: PreparedStatement, params: Sequence[Any]) -> None:
+        async with self._slots:
+            await self._db.execute(statement, params)
+
+    async def write(self, events: Sequence[SaleEvent]) -> None:
+        """Write every event or raise; a partial write is repaired by writing it again."""
+        writes: list[Coroutine[Any, Any, None]] = []
+        for event in events:
+            rows = sale_rows(event)
+            for row in rows:
+                params = [row[column] for column in SALE_COLUMNS]
+                writes.extend(self._run(insert, params) for insert in self._inserts)
+            writes.append(self._run(self._day, (event.branch.value, rows[0]["day"])))
+            writes.extend(
+                self._run(self._move, _movement_params(m)) for m in movements_for_sale(event)
+            )
+        await asyncio.gather(*writes)
+
+
+def _movement_params(movement: StockMovement) -> tuple[Any, ...]:
+    m = movement
+    return (m.branch.value, m.product_id, m.invoice_id, m.delta, m.moved_at)
