@@ -36,7 +36,7 @@ from checkout.cart import Cart, CartStatus
 from checkout.config import Settings
 from checkout.cql import SALES_TTL_SECONDS
 from checkout.domain import Branch
-from checkout.errors import DependencyUnavailable
+from checkout.errors import DependencyUnavailable, RequestRejected
 from checkout.events import SALE_COLUMNS, SaleEvent, sale_rows
 from checkout.idempotency import IdempotencyRecord, IdempotencyStatus
 from checkout.inventory import StockLevel, StockMovement, movements_for_sale
@@ -176,6 +176,8 @@ class Cassandra:
                     delay,
                 )
                 await asyncio.sleep(delay)
+            except DriverException as error:
+                raise RequestRejected(f"Cassandra refused the request: {error}") from error
         raise AssertionError("unreachable")
 
     def execute_paged(self, cql: str, params: Sequence[Any]) -> Iterable[Any]:

@@ -1,0 +1,123 @@
+"""Kafka producer for sale events.
+
+Durability: acks=all with the idempotent producer, so a broker retry never duplicates a
+message and an ack means the in-sync replicas have it. Throughput: linger_ms lets the
+producer batch the concurrent requests of many shoppers; nothing ever flushes per
+request. Order: the key is the branch, so one branch's sales share a partition and keep
+their order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from kafka import KafkaProducer
+from kafka.errors import KafkaError, NoBrokersAvailable
+
+from checkout.config import Settings
+from checkout.errors import DependencyUnavailable
+from checkout.events import PublishError, SaleEvent
+
+log = logging.getLogger(__name__)
+
+Headers = list[tuple[str, bytes]]
+
+
+def event_headers(event: SaleEvent) -> Headers:
+    """Type and version travel as headers so a consumer can route before parsing."""
+    return [("event-type", event.type.encode()), ("event-version", str(event.version).encode())]
+
+
+def make_producer(settings: Settings, client_id: str) -> Any:
+    try:
+        return KafkaProducer(
+            bootstrap_servers=settings.kafka_bootstrap,
+            client_id=client_id,
+            acks="all",
+            enable_idempotence=True,
+            # Up to 5 in flight keeps order under the idempotent producer's sequence numbers.
+            max_in_flight_requests_per_connection=5,
+            linger_ms=settings.kafka_linger_ms,
+            # Retries stop when the caller stops waiting; half of it per request leaves
+            # room for one retry on another leader after a broker loss.
+            delivery_timeout_ms=int(settings.kafka_publish_timeout_s * 1000),
+            request_timeout_ms=max(1_000, int(settings.kafka_publish_timeout_s * 500)),
+            # send() must not stall the event loop for long when metadata is missing.
+            max_block_ms=5_000,
+        )
+    except (NoBrokersAvailable, KafkaError) as error:
+        raise DependencyUnavailable(
+            f"cannot reach Kafka at {','.join(settings.kafka_bootstrap)}: {error}; "
+            "check CHECKOUT_KAFKA_BOOTSTRAP and that the brokers are up"
+        ) from error
+
+
+def send(
+    producer: Any,
+    topic: str,
+    key: bytes | None,
+    value: bytes | None,
+    headers: Sequence[tuple[str, bytes]],
+) -> Any:
+    """Hand a record to the producer's buffer; returns the kafka-python future."""
+    return producer.send(topic, key=key, value=value, headers=list(headers))
+
+
+async def await_ack(record_future: Any, timeout_s: float) -> None:
+    """Wait for a kafka-python future from asyncio: its callbacks run on the producer's
+    I/O thread, so they hand the result to the loop thread-safely."""
+    loop = asyncio.get_running_loop()
+    acked: asyncio.Future[None] = loop.create_future()
+
+    def done(_: Any) -> None:
+        if not acked.done():
+            acked.set_result(None)
+
+    def failed(error: BaseException) -> None:
+        if not acked.done():
+            acked.set_exception(error)
+
+    record_future.add_callback(lambda metadata: loop.call_soon_threadsafe(done, metadata))
+    record_future.add_errback(lambda error: loop.call_soon_threadsafe(failed, error))
+    await asyncio.wait_for(acked, timeout_s)
+
+
+class KafkaEventPublisher:
+    """The API's publisher: returns once the brokers acknowledged (acks=all)."""
+
+    def __init__(self, settings: Settings, client_id: str) -> None:
+        self._settings = settings
+        self._producer = make_producer(settings, client_id)
+
+    async def publish(self, event: SaleEvent) -> None:
+        topic = self._settings.kafka_sales_topic
+        try:
+            # send() may block briefly on metadata; keep that off the event loop.
+            record = await asyncio.to_thread(
+                send,
+                self._producer,
+                topic,
+                event.branch.value.encode(),
+                event.to_json_bytes(),
+                event_headers(event),
+            )
+            await await_ack(record, self._settings.kafka_publish_timeout_s)
+        except TimeoutError as error:
+            raise PublishError(
+                f"no ack from Kafka for {topic} within {self._settings.kafka_publish_timeout_s}s"
+            ) from error
+        except KafkaError as error:
+            raise PublishError(f"Kafka refused the event for {topic}: {error}") from error
+
+    def ready(self) -> None:
+        if not self._producer.bootstrap_connected():
+            raise DependencyUnavailable(
+                f"not connected to Kafka at {','.join(self._settings.kafka_bootstrap)}"
+            )
+
+    def close(self) -> None:
+        # close() flushes what is still buffered before the process exits.
+        self._producer.close(timeout=self._settings.kafka_publish_timeout_s)
