@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from kafka import KafkaConsumer
-from kafka.errors import KafkaError, NoBrokersAvailable
+from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata, TopicPartition
 from prometheus_client import start_http_server
 from pydantic import ValidationError
@@ -169,7 +169,7 @@ def make_consumer(settings: Settings, group_id: str, client_id: str) -> Any:
             auto_offset_reset="earliest",
             max_poll_records=settings.kafka_max_poll_records,
         )
-    except (NoBrokersAvailable, KafkaError) as error:
+    except KafkaError as error:
         raise DependencyUnavailable(
             f"cannot reach Kafka at {','.join(settings.kafka_bootstrap)}: {error}; "
             "check CHECKOUT_KAFKA_BOOTSTRAP and that the brokers are up"

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from kafka import KafkaProducer
-from kafka.errors import KafkaError, NoBrokersAvailable
+from kafka.errors import KafkaError
 
 from checkout.config import Settings
 from checkout.errors import DependencyUnavailable
@@ -48,7 +48,7 @@ def make_producer(settings: Settings, client_id: str) -> Any:
             # send() must not stall the event loop for long when metadata is missing.
             max_block_ms=5_000,
         )
-    except (NoBrokersAvailable, KafkaError) as error:
+    except KafkaError as error:
         raise DependencyUnavailable(
             f"cannot reach Kafka at {','.join(settings.kafka_bootstrap)}: {error}; "
             "check CHECKOUT_KAFKA_BOOTSTRAP and that the brokers are up"

@@ -122,8 +122,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"checkout-replay: cannot read {args.csv}: {error}", file=sys.stderr)
         return 2
     parsed = parse_lines(lines)
+    outcome = "" if args.strict else " (skipped)"
     for row_error in parsed.errors:
-        print(f"checkout-replay: {row_error} (skipped)", file=sys.stderr)
+        print(f"checkout-replay: {row_error}{outcome}", file=sys.stderr)
     print(f"{len(parsed.rows)} valid rows, {len(parsed.errors)} malformed", file=sys.stderr)
     if parsed.errors and args.strict:
         print("checkout-replay: --strict: nothing was sent", file=sys.stderr)

@@ -180,11 +180,15 @@ class Cassandra:
                 raise RequestRejected(f"Cassandra refused the request: {error}") from error
         raise AssertionError("unreachable")
 
-    def execute_paged(self, cql: str, params: Sequence[Any]) -> Iterable[Any]:
-        """Synchronous, paged read for bulk scans (analytics); rows arrive page by page."""
-        statement = self.prepare(cql, read=True)
+    def read_all(self, statement: PreparedStatement, params: Sequence[Any]) -> Iterable[Any]:
+        """Synchronous paged read for bulk scans (analytics): rows arrive page by page."""
         statement.fetch_size = 1000
-        result: Iterable[Any] = self._session.execute(statement, params)
+        try:
+            result: Iterable[Any] = self._session.execute(statement, params)
+        except (*_TRANSIENT, DriverException) as error:
+            raise DependencyUnavailable(
+                f"reading from {_where(self._settings)}: {error}"
+            ) from error
         return result
 
     def ready(self) -> None:
