@@ -1,7 +1,9 @@
 """HTTP request and response models of the checkout API.
 
-Requests are strict: unknown fields, strings where numbers belong, unknown branches and
-payment methods are refused with a message naming the field, instead of being coerced.
+Requests are strict: unknown fields, strings where numbers belong (and numbers where
+strings belong), unknown branches and payment methods are refused with a message naming
+the field, instead of being coerced. (Model-wide strict mode is not used: FastAPI
+validates decoded JSON, where enum values arrive as plain strings.)
 """
 
 from __future__ import annotations
@@ -10,14 +12,14 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 from checkout.cart import MAX_QUANTITY_PER_LINE, CartStatus
 from checkout.domain import Branch, CustomerType, Gender, PaymentMethod, ProductLine
 
 
 class _Request(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid")
 
 
 class CreateCartRequest(_Request):
@@ -25,8 +27,8 @@ class CreateCartRequest(_Request):
 
 
 class AddItemRequest(_Request):
-    product_id: str = Field(min_length=1, max_length=64, examples=["hb-3b5ef0bc"])
-    quantity: int = Field(gt=0, le=MAX_QUANTITY_PER_LINE)
+    product_id: StrictStr = Field(min_length=1, max_length=64, examples=["hb-3b5ef0bc"])
+    quantity: StrictInt = Field(gt=0, le=MAX_QUANTITY_PER_LINE)
 
 
 class CheckoutRequest(_Request):

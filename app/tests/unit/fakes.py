@@ -1,0 +1,84 @@
+"""In-memory stand-ins for Cassandra and Kafka, for unit tests only."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from checkout.cart import Cart
+from checkout.domain import Branch
+from checkout.errors import DependencyUnavailable, RequestRejected
+from checkout.events import PublishError, SaleEvent
+from checkout.idempotency import IdempotencyRecord
+from checkout.inventory import StockLevel, StockMovement
+
+
+@dataclass
+class FakeCartStore:
+    carts: dict[str, Cart] = field(default_factory=dict)
+
+    async def get(self, cart_id: str) -> Cart | None:
+        return self.carts.get(cart_id)
+
+    async def save(self, cart: Cart) -> None:
+        self.carts[cart.cart_id] = cart
+
+
+@dataclass
+class FakeIdempotencyStore:
+    records: dict[str, IdempotencyRecord] = field(default_factory=dict)
+
+    async def get(self, key: str) -> IdempotencyRecord | None:
+        return self.records.get(key)
+
+    async def put(self, record: IdempotencyRecord) -> None:
+        self.records[record.key] = record
+
+
+@dataclass
+class FakeStockLedger:
+    """Movements keyed like the Cassandra table: (branch, product_id, invoice_id)."""
+
+    initial: int = 100
+    movements: dict[tuple[str, str, str], StockMovement] = field(default_factory=dict)
+
+    async def record(self, movements: Sequence[StockMovement]) -> None:
+        for m in movements:
+            self.movements[(m.branch.value, m.product_id, m.invoice_id)] = m
+
+    async def level(self, branch: Branch, product_id: str) -> StockLevel:
+        moved = sum(
+            m.delta
+            for (b, p, _), m in self.movements.items()
+            if b == branch.value and p == product_id
+        )
+        return StockLevel(branch, product_id, self.initial + moved)
+
+
+@dataclass
+class FakePublisher:
+    events: list[SaleEvent] = field(default_factory=list)
+    failures_left: int = 0
+
+    async def publish(self, event: SaleEvent) -> None:
+        if self.failures_left:
+            self.failures_left -= 1
+            raise PublishError("broker unavailable (fake)")
+        self.events.append(event)
+
+
+@dataclass
+class FakeSaleWriter:
+    """Rows keyed by invoice id like the sale tables; can fail or refuse an invoice."""
+
+    rows: dict[str, SaleEvent] = field(default_factory=dict)
+    unavailable: bool = False
+    rejected_invoices: set[str] = field(default_factory=set)
+
+    async def write(self, events: Sequence[SaleEvent]) -> None:
+        if self.unavailable:
+            raise DependencyUnavailable("cassandra down (fake)")
+        if any(e.invoice_id in self.rejected_invoices for e in events):
+            raise RequestRejected("value too large (fake)")
+        for event in events:
+            self.rows[event.invoice_id] = event
