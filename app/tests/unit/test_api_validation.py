@@ -61,7 +61,9 @@ def test_unknown_payment_method(harness: Harness, product_id: str) -> None:
         headers={"Idempotency-Key": "k-bitcoin"},
     )
     assert response.status_code == 422
-    assert "payment: Input should be 'Cash', 'Credit card' or 'Ewallet'" in response.json()["detail"]
+    assert (
+        "payment: Input should be 'Cash', 'Credit card' or 'Ewallet'" in response.json()["detail"]
+    )
     assert harness.publisher.events == []
     assert harness.idempotency.records == {}
 

@@ -48,9 +48,7 @@ def test_checkout_publishes_moves_stock_and_closes_the_cart(
     assert event.region == "Yangon"
     assert str(event.total) == receipt["total"]
     assert event.sold_at.isoformat().replace("+00:00", "Z") == receipt["sold_at"]
-    assert [(m.product_id, m.delta) for m in harness.stock.movements.values()] == [
-        (product_id, -3)
-    ]
+    assert [(m.product_id, m.delta) for m in harness.stock.movements.values()] == [(product_id, -3)]
     assert harness.idempotency.records["key-1"].status is IdempotencyStatus.COMPLETED
     assert harness.client.get(f"/carts/{cart_id}").json()["status"] == "checked_out"
 

@@ -62,5 +62,10 @@ def test_unknown_fields_are_ignored_for_forward_compatibility(
 
 def test_rows_carry_the_local_day_and_hour(dataset_rows: list[DatasetRow]) -> None:
     (row,) = sale_rows(event_from_row(dataset_rows[0]))
-    assert (row["branch"], row["day"], row["hour"], row["line_no"]) == ("A", date(2019, 1, 5), 13, 1)
+    assert (row["branch"], row["day"], row["hour"], row["line_no"]) == (
+        "A",
+        date(2019, 1, 5),
+        13,
+        1,
+    )
     assert row["invoice_id"] == "750-67-8428"

@@ -41,9 +41,7 @@ def test_key_reused_for_another_cart_is_refused(harness: Harness, product_id: st
     assert post(harness, other_cart, "k", {"payment": "Cash"}).status_code == 422
 
 
-def test_racing_retries_charge_once_and_name_one_invoice(
-    harness: Harness, product_id: str
-) -> None:
+def test_racing_retries_charge_once_and_name_one_invoice(harness: Harness, product_id: str) -> None:
     cart_id = harness.cart_with(product_id)
     request = CheckoutRequest.model_validate({"payment": "Credit card"})
 

@@ -1,0 +1,53 @@
+import pytest
+
+from checkout.cql import SALES_TTL_SECONDS
+from checkout.schema import parse_replication, replication_cql, schema_files, statements
+
+REPLICATION = {"Yangon": 2, "Mandalay": 2, "Naypyitaw": 2}
+
+
+def test_replication_spec() -> None:
+    assert parse_replication("Yangon:2, Mandalay:2,Naypyitaw:2") == REPLICATION
+    assert replication_cql({"B": 2, "A": 3}) == (
+        "{'class': 'NetworkTopologyStrategy', 'A': 3, 'B': 2}"
+    )
+    for bad in ("", "Yangon", "Yangon:0", "Yan gon:2", "Yangon:x"):
+        with pytest.raises(ValueError, match="replication"):
+            parse_replication(bad)
+
+
+def test_files_render_in_order_with_every_placeholder_filled() -> None:
+    files = schema_files("checkout_lab", REPLICATION)
+    assert [f.version for f in files] == [1, 2, 3, 4]
+    for schema_file in files:
+        assert "${" not in schema_file.text
+        for stmt in statements(schema_file.text):
+            assert "IF NOT EXISTS" in stmt, stmt
+            assert "checkout_lab." in stmt or stmt.startswith("CREATE KEYSPACE")
+
+
+def test_sales_tables_expire_after_90_days_with_twcs() -> None:
+    sales = next(f for f in schema_files("checkout", REPLICATION) if f.version == 2)
+    tables = [s for s in statements(sales.text) if "sales_by" in s]
+    assert len(tables) == 3
+    assert SALES_TTL_SECONDS == 7_776_000
+    for table in tables:
+        assert "default_time_to_live = 7776000" in table
+        assert "'class': 'TimeWindowCompactionStrategy'" in table
+    main_table = next(t for t in tables if "sales_by_branch_day" in t)
+    assert "PRIMARY KEY ((branch, day), sold_at, invoice_id, line_no)" in main_table
+
+
+def test_keyspace_uses_network_topology_from_the_inventory() -> None:
+    (keyspace, version_table) = statements(schema_files("checkout", REPLICATION)[0].text)
+    assert keyspace.startswith("CREATE KEYSPACE IF NOT EXISTS checkout")
+    assert "'class': 'NetworkTopologyStrategy', 'Mandalay': 2, 'Naypyitaw': 2, 'Yangon': 2" in (
+        keyspace
+    )
+    assert "schema_version" in version_table
+
+
+def test_no_counters_anywhere() -> None:
+    for schema_file in schema_files("checkout", REPLICATION):
+        for stmt in statements(schema_file.text):
+            assert " counter" not in stmt.lower()
