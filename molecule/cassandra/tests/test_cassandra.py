@@ -1,5 +1,6 @@
 """One Cassandra node: it answers CQL, is UN in its DC, and replicates per DC."""
 
+
 def _cql(host, statement):
     result = host.run(f'cqlsh -e "{statement}"')
     assert result.rc == 0, f"{result.stderr}\n{host.run('journalctl -u cassandra --no-pager -n 40').stdout}"
@@ -32,7 +33,9 @@ def test_system_keyspaces_use_nts(host):
 
 
 def test_jmx_exporter_serves_cassandra_metrics(host):
-    metrics = host.run("python3 -c \"import urllib.request;print(urllib.request.urlopen('http://127.0.0.1:7070/metrics').read().decode())\"")
+    metrics = host.run(
+        "python3 -c \"import urllib.request;print(urllib.request.urlopen('http://127.0.0.1:7070/metrics').read().decode())\""
+    )
     assert metrics.rc == 0, metrics.stderr
     assert "cassandra_failuredetector_downendpointcount 0.0" in metrics.stdout
 

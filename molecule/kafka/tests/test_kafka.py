@@ -13,8 +13,7 @@ def test_message_round_trip(host):
     )
     assert produced.rc == 0, produced.stderr
     consumed = host.run(
-        f"kafka-console-consumer --bootstrap-server {bootstrap} --topic {topic} --from-beginning "
-        "--timeout-ms 20000"
+        f"kafka-console-consumer --bootstrap-server {bootstrap} --topic {topic} --from-beginning --timeout-ms 20000"
     )
     assert payload in consumed.stdout, consumed.stderr + host.run("journalctl -u kafka -n 40 --no-pager").stdout
 

@@ -39,6 +39,7 @@ def test_message_crosses_brokers(brokers):
     )
     assert sent.rc == 0, sent.stderr
     read = brokers[2].run(
-        f"kafka-console-consumer --bootstrap-server {last} --topic checkout-sales-dlq --from-beginning --timeout-ms 20000"
+        f"kafka-console-consumer --bootstrap-server {last} --topic checkout-sales-dlq "
+        "--from-beginning --timeout-ms 20000"
     )
     assert payload in read.stdout, read.stderr

@@ -1,0 +1,29 @@
+"""Both inventories resolve and every playbook parses against them."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import LAB_INVENTORY, PRODUCTION_INVENTORY, ROOT, group_hosts, run
+
+INVENTORIES = [LAB_INVENTORY, PRODUCTION_INVENTORY]
+PLAYBOOKS = [ROOT / "site.yml", *sorted((ROOT / "playbooks").glob("*.yml"))]
+
+
+@pytest.mark.parametrize("inventory", INVENTORIES, ids=lambda p: p.parent.name)
+def test_inventory_graph_has_every_group(inventory) -> None:
+    graph = run(["ansible-inventory", "-i", str(inventory), "--graph"], check=True).stdout
+    for group in ("cassandra", "kafka", "app", "monitoring", "yangon", "mandalay", "naypyitaw"):
+        assert f"@{group}:" in graph, graph
+
+
+@pytest.mark.parametrize("inventory", INVENTORIES, ids=lambda p: p.parent.name)
+@pytest.mark.parametrize("playbook", PLAYBOOKS, ids=lambda p: p.name)
+def test_playbook_syntax(inventory, playbook) -> None:
+    run(["ansible-playbook", "-i", str(inventory), "--syntax-check", str(playbook)], check=True)
+
+
+def test_production_has_three_cassandra_nodes_per_region() -> None:
+    for region in ("yangon", "mandalay", "naypyitaw"):
+        nodes = set(group_hosts("cassandra", PRODUCTION_INVENTORY)) & set(group_hosts(region, PRODUCTION_INVENTORY))
+        assert len(nodes) == 3, (region, nodes)

@@ -1,0 +1,44 @@
+"""The inventory decides DC sizes, replication factors and seeds in one place."""
+
+from __future__ import annotations
+
+import importlib.util
+
+from tests.conftest import ROOT
+
+spec = importlib.util.spec_from_file_location("topology", ROOT / "plugins" / "filter" / "topology.py")
+topology = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(topology)
+
+HOSTVARS = {
+    "a1": {"region": "Yangon"},
+    "a2": {"region": "Yangon"},
+    "a3": {"region": "Yangon"},
+    "a4": {"region": "Yangon"},
+    "b1": {"region": "Mandalay"},
+    "b2": {"region": "Mandalay", "cassandra_seed": True},
+    "c1": {"region": "Naypyitaw", "cassandra_dc": "Naypyitaw"},
+}
+
+
+def test_dc_sizes_count_nodes_per_region() -> None:
+    assert topology.cassandra_dc_sizes(list(HOSTVARS), HOSTVARS) == {"Yangon": 4, "Mandalay": 2, "Naypyitaw": 1}
+
+
+def test_default_rf_is_node_count_capped() -> None:
+    sizes = {"Yangon": 4, "Mandalay": 2, "Naypyitaw": 1}
+    assert topology.cassandra_default_rf(sizes, 3) == {"Yangon": 3, "Mandalay": 2, "Naypyitaw": 1}
+
+
+def test_seeds_honour_marks_and_fill_unmarked_dcs() -> None:
+    assert topology.cassandra_seeds(list(HOSTVARS), HOSTVARS) == ["b2", "a1", "c1"]
+
+
+def test_lab_inventory_gives_three_dcs_of_two(lab_hostvars=None) -> None:
+    from tests.conftest import group_hosts, hostvars
+
+    hosts = group_hosts("cassandra")
+    hv = {h: hostvars(h) for h in hosts}
+    sizes = topology.cassandra_dc_sizes(hosts, hv)
+    assert sizes == {"Yangon": 2, "Mandalay": 2, "Naypyitaw": 2}
+    assert topology.cassandra_default_rf(sizes, 3) == sizes
