@@ -7,7 +7,7 @@ import re
 from collections import Counter
 
 import pytest
-from cassandra.cluster import Cluster
+from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
 from cassandra.policies import WhiteListRoundRobinPolicy
 
 from tests.conftest import address, group_hosts, hostvars, lab_host
@@ -35,9 +35,8 @@ def test_every_node_is_up_normal_in_three_dcs() -> None:
 
 @pytest.mark.parametrize("node", NODES)
 def test_node_answers_cql_with_its_dc_and_rack(node: str) -> None:
-    cluster = Cluster(
-        [address(node)], load_balancing_policy=WhiteListRoundRobinPolicy([address(node)]), connect_timeout=10
-    )
+    only_this_node = ExecutionProfile(load_balancing_policy=WhiteListRoundRobinPolicy([address(node)]))
+    cluster = Cluster([address(node)], execution_profiles={EXEC_PROFILE_DEFAULT: only_this_node}, connect_timeout=10)
     try:
         row = cluster.connect().execute("SELECT data_center, rack FROM system.local").one()
     finally:
