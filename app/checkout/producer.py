@@ -91,6 +91,19 @@ class KafkaEventPublisher:
     def __init__(self, settings: Settings, client_id: str) -> None:
         self._settings = settings
         self._producer = make_producer(settings, client_id)
+        topic = settings.kafka_sales_topic
+        try:
+            # Fetch the topic's metadata now: the first checkout does not pay for it, a
+            # missing topic stops the start with a clear message, and ready() has
+            # something to look at (the producer is otherwise lazy).
+            self._producer.partitions_for(topic)
+        except KafkaError as error:
+            self._producer.close(timeout=0)
+            raise DependencyUnavailable(
+                f"no metadata for topic {topic} from Kafka at "
+                f"{','.join(settings.kafka_bootstrap)}: {error}; check that the brokers are up "
+                "and the topic exists (roles/kafka creates it)"
+            ) from error
 
     async def publish(self, event: SaleEvent) -> None:
         topic = self._settings.kafka_sales_topic
@@ -113,9 +126,18 @@ class KafkaEventPublisher:
             raise PublishError(f"Kafka refused the event for {topic}: {error}") from error
 
     def ready(self) -> None:
-        if not self._producer.bootstrap_connected():
+        """Every partition of the sales topic has a leader in the producer's metadata.
+
+        (kafka-python's bootstrap_connected() is true only while the first metadata
+        request is in flight, so it cannot tell readiness.)"""
+        topic = self._settings.kafka_sales_topic
+        cluster = self._producer._metadata  # ClusterMetadata, kept fresh by the I/O thread
+        partitions = cluster.partitions_for_topic(topic) or set()
+        led = cluster.available_partitions_for_topic(topic) or set()
+        if not partitions or led != partitions:
             raise DependencyUnavailable(
-                f"not connected to Kafka at {','.join(self._settings.kafka_bootstrap)}"
+                f"{len(led)} of {len(partitions)} partitions of {topic} have a leader at "
+                f"{','.join(self._settings.kafka_bootstrap)}"
             )
 
     def close(self) -> None:
