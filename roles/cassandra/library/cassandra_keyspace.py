@@ -25,9 +25,7 @@ NTS = "org.apache.cassandra.locator.NetworkTopologyStrategy"
 
 
 def _current(session: Any, name: str) -> dict[str, str] | None:
-    row = session.execute(
-        "SELECT replication FROM system_schema.keyspaces WHERE keyspace_name = %s", (name,)
-    ).one()
+    row = session.execute("SELECT replication FROM system_schema.keyspaces WHERE keyspace_name = %s", (name,)).one()
     return dict(row.replication) if row else None
 
 

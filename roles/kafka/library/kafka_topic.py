@@ -80,7 +80,9 @@ def main() -> None:
         current_partitions = len(topic["partitions"])
         current_rf = len(topic["partitions"][0]["replica_nodes"])
         if p["partitions"] < current_partitions:
-            module.fail_json(msg=f"Topic {name} has {current_partitions} partitions; Kafka cannot shrink it to {p['partitions']}.")
+            module.fail_json(
+                msg=f"Topic {name} has {current_partitions} partitions; Kafka cannot shrink it to {p['partitions']}."
+            )
         if p["replication_factor"] != current_rf:
             module.fail_json(
                 msg=f"Topic {name} has RF {current_rf}, asked for {p['replication_factor']}: "
