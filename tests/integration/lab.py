@@ -1,0 +1,185 @@
+"""What the integration tests know about the lab: hosts, groups and regions from the
+lab inventory, small HTTP and SSH helpers, and the dataset's expected figures."""
+
+from __future__ import annotations
+
+import csv
+import http.client as httplib
+import json
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+INVENTORY = REPO / "inventories" / "lab" / "hosts.yml"
+SSH_KEY = REPO / ".lab" / "ssh" / "id_ed25519"
+DATASET = REPO / "app" / "checkout" / "data" / "supermarket_sales.csv"
+API_PORT = 8080
+CONSUMER_METRICS_PORT = 8081
+CQL_PORT = 9042
+SALES_TTL_S = 7_776_000
+# checkout.idempotency._INVOICE_NAMESPACE: the invoice id is uuid5(namespace, key).
+INVOICE_NAMESPACE = "6f1c3c2e-6a35-4c8e-9a3e-5b0d7c1f2a90"
+
+
+@dataclass
+class Inventory:
+    hostvars: dict[str, dict[str, Any]] = field(default_factory=dict)
+    groups: dict[str, list[str]] = field(default_factory=dict)
+
+    def address(self, host: str) -> str:
+        return str(self.hostvars[host].get("ansible_host", host))
+
+    def region(self, host: str) -> str:
+        return str(self.hostvars[host].get("region", ""))
+
+    def app_hosts(self) -> list[str]:
+        return self.groups.get("app", [])
+
+    def app_host_of(self, region: str) -> str:
+        return next(h for h in self.app_hosts() if self.region(h) == region)
+
+    def cassandra_by_dc(self) -> dict[str, list[str]]:
+        dcs: dict[str, list[str]] = {}
+        for host in self.groups.get("cassandra", []):
+            dc = self.hostvars[host].get("cassandra_dc") or self.region(host)
+            dcs.setdefault(dc, []).append(self.address(host))
+        return dcs
+
+    def kafka_bootstrap(self) -> list[str]:
+        return [f"{self.address(h)}:9092" for h in self.groups.get("kafka", [])]
+
+
+def load_inventory(path: Path = INVENTORY) -> Inventory:
+    """Group vars, then host vars, as Ansible merges them (enough for this inventory)."""
+    inventory = Inventory()
+
+    def walk(name: str, group: dict[str, Any], inherited: dict[str, Any]) -> list[str]:
+        group = group or {}
+        merged = {**inherited, **(group.get("vars") or {})}
+        members: list[str] = []
+        for host, host_vars in (group.get("hosts") or {}).items():
+            current = inventory.hostvars.setdefault(host, {})
+            for key, value in merged.items():
+                current.setdefault(key, value)
+            current.update(host_vars or {})
+            members.append(host)
+        for child, child_group in (group.get("children") or {}).items():
+            members.extend(walk(child, child_group, merged))
+        inventory.groups[name] = sorted(set(inventory.groups.get(name, []) + members))
+        return members
+
+    data = yaml.safe_load(path.read_text())
+    walk("all", data["all"], {})
+    # Region vars sit on region groups; a host listed again under a functional group
+    # (cassandra, app) keeps them: re-apply the region groups last.
+    for group, group_data in (data["all"].get("children") or {}).items():
+        region_vars = (group_data or {}).get("vars") or {}
+        for host in (group_data or {}).get("hosts") or {}:
+            for key, value in region_vars.items():
+                inventory.hostvars[host][key] = value
+    return inventory
+
+
+def port_open(host: str, port: int, timeout_s: float = 2.0) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s):
+            return True
+    except OSError:
+        return False
+
+
+@dataclass
+class Reply:
+    status: int
+    headers: dict[str, str]
+    body: Any
+    elapsed_s: float
+
+
+def http(
+    host: str,
+    method: str,
+    path: str,
+    *,
+    json_body: Any = None,
+    raw: bytes | None = None,
+    headers: dict[str, str] | None = None,
+    port: int = API_PORT,
+    timeout_s: float = 30.0,
+) -> Reply:
+    payload = raw if raw is not None else (None if json_body is None else json.dumps(json_body).encode())
+    sent_headers = {"Content-Type": "application/json", **(headers or {})}
+    connection = httplib.HTTPConnection(host, port, timeout=timeout_s)
+    started = time.perf_counter()
+    try:
+        connection.request(method, path, body=payload, headers=sent_headers)
+        response = connection.getresponse()
+        data = response.read()
+    finally:
+        connection.close()
+    elapsed = time.perf_counter() - started
+    try:
+        body: Any = json.loads(data) if data else None
+    except ValueError:
+        body = data.decode(errors="replace")
+    return Reply(response.status, {k.lower(): v for k, v in response.getheaders()}, body, elapsed)
+
+
+def ssh(address: str, command: str, timeout_s: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            "ssh", "-i", str(SSH_KEY), "-o", "StrictHostKeyChecking=no",
+            "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
+            "-o", "BatchMode=yes", f"root@{address}", command,
+        ],
+        capture_output=True, text=True, timeout=timeout_s, check=False,
+    )  # fmt: skip
+
+
+def metric_samples(text: str, name: str) -> Iterator[tuple[str, float]]:
+    """(labels, value) of every sample of a metric in Prometheus text format."""
+    for line in text.splitlines():
+        if line.startswith(name + "{") or line.startswith(name + " "):
+            labels, _, value = line.rpartition(" ")
+            yield labels, float(value)
+
+
+@dataclass(frozen=True)
+class DatasetFigures:
+    invoices: frozenset[str]
+    partitions: frozenset[tuple[str, str]]  # (branch, ISO day)
+    rows: int
+    quantity: int
+    total: Decimal
+    tax: Decimal
+    cogs: Decimal
+    gross_income: Decimal
+
+
+def dataset_figures(path: Path = DATASET) -> DatasetFigures:
+    invoices: set[str] = set()
+    partitions: set[tuple[str, str]] = set()
+    quantity, rows = 0, 0
+    total = tax = cogs = gross = Decimal(0)
+    with path.open(newline="", encoding="utf-8") as handle:
+        for row in csv.DictReader(handle):
+            rows += 1
+            invoices.add(row["Invoice ID"])
+            month, day, year = (int(part) for part in row["Date"].split("/"))
+            partitions.add((row["Branch"], f"{year:04d}-{month:02d}-{day:02d}"))
+            quantity += int(row["Quantity"])
+            total += Decimal(row["Total"])
+            tax += Decimal(row["Tax 5%"])
+            cogs += Decimal(row["Cost of goods sold"])
+            gross += Decimal(row["Gross income"])
+    return DatasetFigures(
+        frozenset(invoices), frozenset(partitions), rows, quantity, total, tax, cogs, gross
+    )

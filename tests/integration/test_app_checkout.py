@@ -1,0 +1,174 @@
+"""A checkout through the API reaches Cassandra in every DC; retries return the same invoice."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from .conftest import FIGURES
+from .lab import INVOICE_NAMESPACE, SALES_TTL_S, Inventory, Reply, http
+
+SALE_TABLES = ("sales_by_invoice", "sales_by_branch_day", "sales_by_product_line_day")
+VISIBLE_WITHIN_S = 20.0
+BRANCH_OF_REGION = {"Yangon": "A", "Mandalay": "B", "Naypyitaw": "C"}
+
+
+def _ok(reply: Reply, status: int = 200) -> Any:
+    assert reply.status == status, f"HTTP {reply.status}: {reply.body}"
+    return reply.body
+
+
+def _checkout(api: str, branch: str, payment: str = "Cash") -> tuple[str, dict[str, Any], Reply]:
+    """A cart with two products, checked out; returns the key, the request and the reply."""
+    products = _ok(http(api, "GET", "/products"))
+    cart = _ok(http(api, "POST", "/carts", json_body={"branch": branch}), 201)
+    picks = [products[int(time.time_ns()) % len(products)], products[7]]
+    for quantity, product in enumerate(picks, start=2):
+        body = {"product_id": product["product_id"], "quantity": quantity}
+        _ok(http(api, "POST", f"/carts/{cart['cart_id']}/items", json_body=body))
+    request = {"payment": payment, "customer_type": "Member", "gender": "Female", "rating": 8.5}
+    key = str(uuid.uuid4())
+    reply = http(
+        api,
+        "POST",
+        f"/carts/{cart['cart_id']}/checkout",
+        json_body=request,
+        headers={"Idempotency-Key": key},
+    )
+    return key, {"cart_id": cart["cart_id"], "body": request}, reply
+
+
+def _wait_for_rows(
+    session: Any, invoice_id: str, lines: int, since: float | None = None
+) -> tuple[list[Any], float]:
+    """Poll until the invoice has its lines; returns them and the seconds since `since`."""
+    statement = session.prepare(
+        "SELECT invoice_id, line_no, branch, total, TTL(total) AS ttl FROM sales_by_invoice "
+        "WHERE invoice_id = ?"
+    )
+    started = time.perf_counter() if since is None else since
+    while True:
+        rows = list(session.execute(statement, (invoice_id,)))
+        if len(rows) >= lines or time.perf_counter() - started > VISIBLE_WITHIN_S:
+            return rows, time.perf_counter() - started
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("region", ["Yangon", "Mandalay", "Naypyitaw"])
+def test_checkout_is_readable_in_every_dc(
+    lab: Inventory, dc_sessions: dict[str, Any], region: str
+) -> None:
+    api = lab.address(lab.app_host_of(region))
+    key, _, reply = _checkout(api, BRANCH_OF_REGION[region])
+    answered = time.perf_counter()
+    receipt = _ok(reply, 201)
+    FIGURES[f"checkout latency via {region} API (client, ms)"] = round(reply.elapsed_s * 1000, 1)
+    assert receipt["invoice_id"] == str(uuid.uuid5(uuid.UUID(INVOICE_NAMESPACE), key))
+    assert len(receipt["lines"]) == 2
+
+    seen: dict[str, float] = {}
+    for dc, session in dc_sessions.items():
+        rows, waited = _wait_for_rows(session, receipt["invoice_id"], 2, since=answered)
+        assert len(rows) == 2, f"invoice {receipt['invoice_id']} not in DC {dc} after {waited:.1f}s"
+        assert {row.branch for row in rows} == {BRANCH_OF_REGION[region]}
+        assert sum(row.total for row in rows) == Decimal(receipt["total"])
+        for row in rows:
+            assert SALES_TTL_S - 1000 <= row.ttl <= SALES_TTL_S, f"TTL {row.ttl} in DC {dc}"
+        seen[dc] = round(waited * 1000)
+    FIGURES[f"sale from {region} readable per DC, ms after the receipt (LOCAL_ONE)"] = seen
+
+
+def test_checkout_latency_as_the_client_sees_it(lab: Inventory) -> None:
+    """A short, bounded sample: 10 sequential checkouts (Cash, 2 lines) on one API."""
+    api = lab.address(lab.app_host_of("Yangon"))
+    latencies = []
+    for _ in range(10):
+        _, _, reply = _checkout(api, "A")
+        _ok(reply, 201)
+        latencies.append(reply.elapsed_s * 1000)
+    latencies.sort()
+    FIGURES["checkout latency, 10 sequential (ms): p50 / max"] = (
+        f"{latencies[len(latencies) // 2]:.0f} / {latencies[-1]:.0f}"
+    )
+    assert latencies[len(latencies) // 2] < 2000
+
+
+
+def test_every_sale_table_row_carries_the_90_day_ttl(
+    lab: Inventory, dc_sessions: dict[str, Any]
+) -> None:
+    api = lab.address(lab.app_host_of("Yangon"))
+    _, _, reply = _checkout(api, "A")
+    receipt = _ok(reply, 201)
+    session = dc_sessions["Yangon"]
+    rows, _ = _wait_for_rows(session, receipt["invoice_id"], 2)
+    assert len(rows) == 2
+    sold = rows[0]
+    day = session.execute(
+        "SELECT day, sold_at FROM sales_by_invoice WHERE invoice_id = %s LIMIT 1",
+        (receipt["invoice_id"],),
+    ).one()
+    ttls = {
+        "sales_by_invoice": [r.ttl for r in rows],
+        "sales_by_branch_day": [
+            r.ttl
+            for r in session.execute(
+                "SELECT TTL(total) AS ttl FROM sales_by_branch_day "
+                "WHERE branch = %s AND day = %s AND sold_at = %s AND invoice_id = %s",
+                (sold.branch, day.day, day.sold_at, receipt["invoice_id"]),
+            )
+        ],
+        "sales_by_product_line_day": [
+            r.ttl
+            for line in receipt["lines"]
+            for r in session.execute(
+                "SELECT TTL(total) AS ttl FROM sales_by_product_line_day "
+                "WHERE product_line = %s AND day = %s AND sold_at = %s AND invoice_id = %s",
+                (line["product_line"], day.day, day.sold_at, receipt["invoice_id"]),
+            )
+        ],
+    }
+    FIGURES["TTL of a fresh sale's rows (s)"] = {t: sorted(set(v)) for t, v in ttls.items()}
+    for table, values in ttls.items():
+        assert values, f"no row in {table}"
+        for ttl in values:
+            assert 7_775_000 <= ttl <= 7_776_000, f"{table} row has TTL {ttl}"
+
+
+def test_retried_checkout_returns_the_same_invoice(
+    lab: Inventory, dc_sessions: dict[str, Any]
+) -> None:
+    api = lab.address(lab.app_host_of("Mandalay"))
+    key, request, first = _checkout(api, "B")
+    receipt = _ok(first, 201)
+    path = f"/carts/{request['cart_id']}/checkout"
+    headers = {"Idempotency-Key": key}
+
+    again = http(api, "POST", path, json_body=request["body"], headers=headers)
+    assert again.status == 201, again.body
+    assert again.headers.get("idempotent-replayed") == "true"
+    assert again.body == receipt
+
+    # The same key, retried through another region's API once the sale is everywhere.
+    rows, _ = _wait_for_rows(dc_sessions["Yangon"], receipt["invoice_id"], 2)
+    assert len(rows) == 2
+    elsewhere = http(
+        lab.address(lab.app_host_of("Yangon")), "POST", path, json_body=request["body"],
+        headers=headers,
+    )  # fmt: skip
+    assert elsewhere.status == 201, elsewhere.body
+    assert elsewhere.body["invoice_id"] == receipt["invoice_id"]
+
+    changed = http(api, "POST", path, json_body={**request["body"], "payment": "Ewallet"},
+                   headers=headers)  # fmt: skip
+    assert changed.status == 422, changed.body
+    assert "already used for a different checkout request" in changed.body["detail"]
+
+    # Exactly one sale: two lines, written once, whatever the retries.
+    for dc, session in dc_sessions.items():
+        rows, _ = _wait_for_rows(session, receipt["invoice_id"], 2)
+        assert sorted(row.line_no for row in rows) == [1, 2], f"DC {dc}: {rows}"
