@@ -12,6 +12,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from cassandra import ConsistencyLevel
+from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
+from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
 
 from .lab import (
     API_PORT,
@@ -52,10 +55,6 @@ def lab(inventory: Inventory) -> Inventory:
 @pytest.fixture(scope="session")
 def dc_sessions(lab: Inventory) -> Iterator[dict[str, Any]]:
     """One driver session per DC, pinned to that DC (DC-aware, no remote hosts), LOCAL_ONE."""
-    cassandra = pytest.importorskip("cassandra")
-    from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
-    from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
-
     clusters = []
     sessions: dict[str, Any] = {}
     for dc, addresses in lab.cassandra_by_dc().items():
@@ -63,7 +62,7 @@ def dc_sessions(lab: Inventory) -> Iterator[dict[str, Any]]:
             load_balancing_policy=TokenAwarePolicy(
                 DCAwareRoundRobinPolicy(local_dc=dc, used_hosts_per_remote_dc=0)
             ),
-            consistency_level=cassandra.ConsistencyLevel.LOCAL_ONE,
+            consistency_level=ConsistencyLevel.LOCAL_ONE,
             request_timeout=15,
         )
         cluster = Cluster(

@@ -80,7 +80,7 @@ def load_inventory(path: Path = INVENTORY) -> Inventory:
     walk("all", data["all"], {})
     # Region vars sit on region groups; a host listed again under a functional group
     # (cassandra, app) keeps them: re-apply the region groups last.
-    for group, group_data in (data["all"].get("children") or {}).items():
+    for group_data in (data["all"].get("children") or {}).values():
         region_vars = (group_data or {}).get("vars") or {}
         for host in (group_data or {}).get("hosts") or {}:
             for key, value in region_vars.items():
@@ -115,7 +115,9 @@ def http(
     port: int = API_PORT,
     timeout_s: float = 30.0,
 ) -> Reply:
-    payload = raw if raw is not None else (None if json_body is None else json.dumps(json_body).encode())
+    payload = raw
+    if payload is None and json_body is not None:
+        payload = json.dumps(json_body).encode()
     sent_headers = {"Content-Type": "application/json", **(headers or {})}
     connection = httplib.HTTPConnection(host, port, timeout=timeout_s)
     started = time.perf_counter()

@@ -97,7 +97,6 @@ def test_checkout_latency_as_the_client_sees_it(lab: Inventory) -> None:
     assert latencies[len(latencies) // 2] < 2000
 
 
-
 def test_every_sale_table_row_carries_the_90_day_ttl(
     lab: Inventory, dc_sessions: dict[str, Any]
 ) -> None:

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import time
 import urllib.request
-from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from typing import Any
 
 import pytest
+from cassandra import ConsistencyLevel
+from cassandra.concurrent import execute_concurrent_with_args
 
 from .conftest import FIGURES
 from .lab import (
@@ -24,6 +26,12 @@ from .lab import (
 )
 
 STORED_WITHIN_S = 240.0
+
+
+@dataclass(frozen=True)
+class Replay:
+    started_us: int  # wall clock, microseconds (Cassandra write times)
+    finished: float  # perf_counter
 
 
 def consumer_lag(lab: Inventory) -> dict[str, float]:
@@ -40,15 +48,17 @@ def consumer_lag(lab: Inventory) -> dict[str, float]:
 @pytest.fixture(scope="module")
 def dataset() -> DatasetFigures:
     figures = dataset_figures()
-    assert figures.rows == 1000 and len(figures.invoices) == 1000
+    assert figures.rows == 1000
+    assert len(figures.invoices) == 1000
     return figures
 
 
 @pytest.fixture(scope="module")
-def replayed(lab: Inventory, dataset: DatasetFigures) -> Iterator[float]:
-    """Run checkout-replay on the Yangon app node (the role's wrapper loads its settings);
-    yields the time the replay finished."""
+def replayed(lab: Inventory, dataset: DatasetFigures) -> Replay:
+    """Run checkout-replay on the Yangon app node (the role's wrapper loads its settings)."""
     address = lab.address(lab.app_host_of("Yangon"))
+    # The lab VMs share this machine's clock: every row this replay writes is newer.
+    started_us = int(time.time() * 1_000_000)
     started = time.perf_counter()
     result = ssh(address, "checkout-replay --batch-size 10", timeout_s=600)
     elapsed = time.perf_counter() - started
@@ -57,11 +67,11 @@ def replayed(lab: Inventory, dataset: DatasetFigures) -> Iterator[float]:
     FIGURES["replay (checkout-replay on app-a, batches of 10)"] = (
         f"{result.stdout.strip().splitlines()[-1]} [ssh wall {elapsed:.1f}s]"
     )
-    yield time.perf_counter()
+    return Replay(started_us, time.perf_counter())
 
 
-def test_consumer_lag_returns_to_zero(lab: Inventory, replayed: float) -> None:
-    deadline = replayed + STORED_WITHIN_S
+def test_consumer_lag_returns_to_zero(lab: Inventory, replayed: Replay) -> None:
+    deadline = replayed.finished + STORED_WITHIN_S
     while True:
         lags = consumer_lag(lab)
         if all(lag == 0 for lag in lags.values()) or time.perf_counter() > deadline:
@@ -69,17 +79,18 @@ def test_consumer_lag_returns_to_zero(lab: Inventory, replayed: float) -> None:
         time.sleep(1)
     assert all(lag == 0 for lag in lags.values()), f"consumer lag still {lags}"
     FIGURES["consumer lag back to 0 after the replay ended (s)"] = round(
-        time.perf_counter() - replayed, 1
+        time.perf_counter() - replayed.finished, 1
     )
 
 
 def _stored_invoices(session: Any, invoices: frozenset[str]) -> list[Any]:
-    from cassandra.concurrent import execute_concurrent_with_args
-
     statement = session.prepare(
-        "SELECT invoice_id, line_no, quantity, total, tax, cogs, gross_income, TTL(total) AS ttl "
-        "FROM sales_by_invoice WHERE invoice_id = ?"
+        "SELECT invoice_id, line_no, quantity, total, tax, cogs, gross_income, "
+        "TTL(total) AS ttl, WRITETIME(total) AS written FROM sales_by_invoice WHERE invoice_id = ?"
     )
+    # LOCAL_QUORUM: both replicas of the DC, newest write wins (a replica that dropped a
+    # mutation under load and awaits its hint is repaired by the read).
+    statement.consistency_level = ConsistencyLevel.LOCAL_QUORUM
     results = execute_concurrent_with_args(
         session, statement, [(i,) for i in sorted(invoices)], concurrency=50
     )
@@ -91,20 +102,21 @@ def _stored_invoices(session: Any, invoices: frozenset[str]) -> list[Any]:
 
 
 def test_replay_stores_exactly_the_dataset_in_every_dc(
-    lab: Inventory, dc_sessions: dict[str, Any], dataset: DatasetFigures, replayed: float
+    lab: Inventory, dc_sessions: dict[str, Any], dataset: DatasetFigures, replayed: Replay
 ) -> None:
-    from cassandra import ConsistencyLevel
-
     counts = {}
     for dc, session in dc_sessions.items():
-        deadline = replayed + STORED_WITHIN_S
+        # Wait until this replay rewrote every sale (earlier runs' rows are already there).
+        deadline = replayed.finished + STORED_WITHIN_S
         while True:
             rows = _stored_invoices(session, dataset.invoices)
-            if len(rows) >= 1000 or time.perf_counter() > deadline:
+            fresh = [row for row in rows if row.written >= replayed.started_us]
+            if len(fresh) >= 1000 or time.perf_counter() > deadline:
                 break
             time.sleep(2)
-        counts[dc] = round(time.perf_counter() - replayed, 1)
+        counts[dc] = round(time.perf_counter() - replayed.finished, 1)
         assert len(rows) == 1000, f"DC {dc} holds {len(rows)} of the 1000 dataset sales"
+        assert len(fresh) == 1000, f"DC {dc}: only {len(fresh)} sales were rewritten by the replay"
         assert {row.invoice_id for row in rows} == dataset.invoices
         assert {row.line_no for row in rows} == {1}
         sums = (

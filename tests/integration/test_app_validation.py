@@ -89,7 +89,7 @@ def test_oversized_body_is_refused(api: str, cart: dict[str, Any]) -> None:
     ids=["malformed-json", "unknown-payment", "rating-out-of-range", "oversized"],
 )
 def test_bad_checkout_writes_no_sale_and_no_key(
-    api: str, cart: dict[str, Any], dc_sessions: dict[str, Any], raw: bytes, status: int,
+    *, api: str, cart: dict[str, Any], dc_sessions: dict[str, Any], raw: bytes, status: int,
     message: str,
 ) -> None:  # fmt: skip
     product = http(api, "GET", "/products").body[0]["product_id"]
@@ -112,7 +112,8 @@ def test_bad_checkout_writes_no_sale_and_no_key(
         is None
     )
     still = http(api, "GET", f"/carts/{cart['cart_id']}").body
-    assert still["status"] == "open" and still["invoice_id"] is None
+    assert still["status"] == "open"
+    assert still["invoice_id"] is None
 
 
 def test_checkout_of_an_empty_cart_is_refused(api: str, cart: dict[str, Any]) -> None:
