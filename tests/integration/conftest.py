@@ -59,9 +59,7 @@ def dc_sessions(lab: Inventory) -> Iterator[dict[str, Any]]:
     sessions: dict[str, Any] = {}
     for dc, addresses in lab.cassandra_by_dc().items():
         profile = ExecutionProfile(
-            load_balancing_policy=TokenAwarePolicy(
-                DCAwareRoundRobinPolicy(local_dc=dc, used_hosts_per_remote_dc=0)
-            ),
+            load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy(local_dc=dc, used_hosts_per_remote_dc=0)),
             consistency_level=ConsistencyLevel.LOCAL_ONE,
             request_timeout=15,
         )

@@ -182,6 +182,4 @@ def dataset_figures(path: Path = DATASET) -> DatasetFigures:
             tax += Decimal(row["Tax 5%"])
             cogs += Decimal(row["Cost of goods sold"])
             gross += Decimal(row["Gross income"])
-    return DatasetFigures(
-        frozenset(invoices), frozenset(partitions), rows, quantity, total, tax, cogs, gross
-    )
+    return DatasetFigures(frozenset(invoices), frozenset(partitions), rows, quantity, total, tax, cogs, gross)

@@ -42,13 +42,10 @@ def _checkout(api: str, branch: str, payment: str = "Cash") -> tuple[str, dict[s
     return key, {"cart_id": cart["cart_id"], "body": request}, reply
 
 
-def _wait_for_rows(
-    session: Any, invoice_id: str, lines: int, since: float | None = None
-) -> tuple[list[Any], float]:
+def _wait_for_rows(session: Any, invoice_id: str, lines: int, since: float | None = None) -> tuple[list[Any], float]:
     """Poll until the invoice has its lines; returns them and the seconds since `since`."""
     statement = session.prepare(
-        "SELECT invoice_id, line_no, branch, total, TTL(total) AS ttl FROM sales_by_invoice "
-        "WHERE invoice_id = ?"
+        "SELECT invoice_id, line_no, branch, total, TTL(total) AS ttl FROM sales_by_invoice WHERE invoice_id = ?"
     )
     started = time.perf_counter() if since is None else since
     while True:
@@ -59,9 +56,7 @@ def _wait_for_rows(
 
 
 @pytest.mark.parametrize("region", ["Yangon", "Mandalay", "Naypyitaw"])
-def test_checkout_is_readable_in_every_dc(
-    lab: Inventory, dc_sessions: dict[str, Any], region: str
-) -> None:
+def test_checkout_is_readable_in_every_dc(lab: Inventory, dc_sessions: dict[str, Any], region: str) -> None:
     api = lab.address(lab.app_host_of(region))
     key, _, reply = _checkout(api, BRANCH_OF_REGION[region])
     answered = time.perf_counter()
@@ -97,9 +92,7 @@ def test_checkout_latency_as_the_client_sees_it(lab: Inventory) -> None:
     assert latencies[len(latencies) // 2] < 2000
 
 
-def test_every_sale_table_row_carries_the_90_day_ttl(
-    lab: Inventory, dc_sessions: dict[str, Any]
-) -> None:
+def test_every_sale_table_row_carries_the_90_day_ttl(lab: Inventory, dc_sessions: dict[str, Any]) -> None:
     api = lab.address(lab.app_host_of("Yangon"))
     _, _, reply = _checkout(api, "A")
     receipt = _ok(reply, 201)
@@ -138,9 +131,7 @@ def test_every_sale_table_row_carries_the_90_day_ttl(
             assert 7_775_000 <= ttl <= 7_776_000, f"{table} row has TTL {ttl}"
 
 
-def test_retried_checkout_returns_the_same_invoice(
-    lab: Inventory, dc_sessions: dict[str, Any]
-) -> None:
+def test_retried_checkout_returns_the_same_invoice(lab: Inventory, dc_sessions: dict[str, Any]) -> None:
     api = lab.address(lab.app_host_of("Mandalay"))
     key, request, first = _checkout(api, "B")
     receipt = _ok(first, 201)

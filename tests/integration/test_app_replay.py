@@ -78,9 +78,7 @@ def test_consumer_lag_returns_to_zero(lab: Inventory, replayed: Replay) -> None:
             break
         time.sleep(1)
     assert all(lag == 0 for lag in lags.values()), f"consumer lag still {lags}"
-    FIGURES["consumer lag back to 0 after the replay ended (s)"] = round(
-        time.perf_counter() - replayed.finished, 1
-    )
+    FIGURES["consumer lag back to 0 after the replay ended (s)"] = round(time.perf_counter() - replayed.finished, 1)
 
 
 def _stored_invoices(session: Any, invoices: frozenset[str]) -> list[Any]:
@@ -91,9 +89,7 @@ def _stored_invoices(session: Any, invoices: frozenset[str]) -> list[Any]:
     # LOCAL_QUORUM: both replicas of the DC, newest write wins (a replica that dropped a
     # mutation under load and awaits its hint is repaired by the read).
     statement.consistency_level = ConsistencyLevel.LOCAL_QUORUM
-    results = execute_concurrent_with_args(
-        session, statement, [(i,) for i in sorted(invoices)], concurrency=50
-    )
+    results = execute_concurrent_with_args(session, statement, [(i,) for i in sorted(invoices)], concurrency=50)
     rows = []
     for outcome in results:
         assert outcome.success, outcome.result_or_exc
@@ -137,16 +133,13 @@ def test_replay_stores_exactly_the_dataset_in_every_dc(
         assert 7_775_000 <= min(ttls) <= max(ttls) <= 7_776_000
     FIGURES["all 1000 readable per DC, s after the replay ended (incl. query time)"] = counts
     FIGURES["CSV sums: rows, quantity, total, tax, cogs, gross income"] = (
-        f"{dataset.rows}, {dataset.quantity}, {dataset.total}, {dataset.tax}, "
-        f"{dataset.cogs}, {dataset.gross_income}"
+        f"{dataset.rows}, {dataset.quantity}, {dataset.total}, {dataset.tax}, {dataset.cogs}, {dataset.gross_income}"
     )
 
     # The main table, partition by partition (branch, day), at LOCAL_QUORUM in one DC:
     # the dataset's days hold exactly its sales, so duplicates would show up here.
     session = dc_sessions["Mandalay"]
-    statement = session.prepare(
-        "SELECT invoice_id, total FROM sales_by_branch_day WHERE branch = ? AND day = ?"
-    )
+    statement = session.prepare("SELECT invoice_id, total FROM sales_by_branch_day WHERE branch = ? AND day = ?")
     statement.consistency_level = ConsistencyLevel.LOCAL_QUORUM
     rows = []
     for branch, day in sorted(dataset.partitions):

@@ -37,9 +37,7 @@ def test_unknown_branch_is_refused(api: str) -> None:
 
 
 @pytest.mark.parametrize("quantity", [0, -3])
-def test_zero_or_negative_quantity_is_refused(
-    api: str, cart: dict[str, Any], quantity: int
-) -> None:
+def test_zero_or_negative_quantity_is_refused(api: str, cart: dict[str, Any], quantity: int) -> None:
     product = http(api, "GET", "/products").body[0]["product_id"]
     reply = http(
         api, "POST", f"/carts/{cart['cart_id']}/items",
@@ -105,12 +103,7 @@ def test_bad_checkout_writes_no_sale_and_no_key(
     session = dc_sessions["Yangon"]
     invoice_id = str(uuid.uuid5(uuid.UUID(INVOICE_NAMESPACE), key))
     assert session.execute("SELECT key FROM idempotency_keys WHERE key = %s", (key,)).one() is None
-    assert (
-        session.execute(
-            "SELECT invoice_id FROM sales_by_invoice WHERE invoice_id = %s", (invoice_id,)
-        ).one()
-        is None
-    )
+    assert session.execute("SELECT invoice_id FROM sales_by_invoice WHERE invoice_id = %s", (invoice_id,)).one() is None
     still = http(api, "GET", f"/carts/{cart['cart_id']}").body
     assert still["status"] == "open"
     assert still["invoice_id"] is None

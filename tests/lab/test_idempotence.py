@@ -18,9 +18,15 @@ def test_second_site_run_reports_no_change() -> None:
     recap = re.findall(r"^(\S+)\s+: ok=\d+\s+changed=(\d+)", output, flags=re.MULTILINE)
     assert recap, output[-3000:]
     changed = {host: int(n) for host, n in recap if n != "0"}
-    assert not changed, (
-        "hosts with changes on a second run: "
-        + str(changed)
-        + "\n"
-        + "\n".join(line for line in output.splitlines() if line.startswith("changed:"))
-    )
+    assert not changed, f"hosts with changes on a second run: {changed}\n" + "\n".join(_changed_tasks(output))
+
+
+def _changed_tasks(output: str) -> list[str]:
+    """Each 'changed' result with the task that produced it."""
+    lines, task = [], ""
+    for line in output.splitlines():
+        if line.startswith("TASK ["):
+            task = line.split("]")[0] + "]"
+        elif line.startswith("changed:"):
+            lines.append(f"{task} {line}")
+    return lines
