@@ -32,10 +32,25 @@ def cassandra_seeds(hosts: list[str], hostvars: Any) -> list[str]:
     return marked
 
 
+def node_addresses(hosts: list[str], hostvars: Any, override_var: str) -> list[str]:
+    """Each host's service address: its inventory override, else its default IPv4, else ansible_host.
+
+    Works for hosts outside the current run (--limit) once their facts are gathered.
+    """
+    addresses = []
+    for host in hosts:
+        hv = hostvars[host]
+        facts = hv.get("ansible_facts") or {}
+        default = (facts.get("default_ipv4") or {}).get("address")
+        addresses.append(str(hv.get(override_var) or default or hv.get("ansible_host") or host))
+    return addresses
+
+
 class FilterModule:
     def filters(self) -> dict[str, Any]:
         return {
             "cassandra_dc_sizes": cassandra_dc_sizes,
             "cassandra_default_rf": cassandra_default_rf,
             "cassandra_seeds": cassandra_seeds,
+            "node_addresses": node_addresses,
         }

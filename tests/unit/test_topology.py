@@ -42,3 +42,16 @@ def test_lab_inventory_gives_three_dcs_of_two(lab_hostvars=None) -> None:
     sizes = topology.cassandra_dc_sizes(hosts, hv)
     assert sizes == {"Yangon": 2, "Mandalay": 2, "Naypyitaw": 2}
     assert topology.cassandra_default_rf(sizes, 3) == sizes
+
+
+def test_node_addresses_prefer_override_then_facts_then_ansible_host() -> None:
+    hostvars = {
+        "n1": {"cassandra_listen_address": "10.0.0.9", "ansible_host": "192.0.2.1"},
+        "n2": {"ansible_facts": {"default_ipv4": {"address": "10.0.0.2"}}, "ansible_host": "192.0.2.2"},
+        "n3": {"ansible_host": "192.0.2.3"},
+    }
+    assert topology.node_addresses(["n1", "n2", "n3"], hostvars, "cassandra_listen_address") == [
+        "10.0.0.9",
+        "10.0.0.2",
+        "192.0.2.3",
+    ]
