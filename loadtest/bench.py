@@ -1,0 +1,227 @@
+"""How far past 50 checkouts/s the platform goes, and how that compares with the raw parts.
+
+    ./lab bench [--rates 50,100,200,400,800,1600] [--hold-s 60] [--processes 2]
+
+Steps the offered checkout rate (each step a headless Locust run judged by the same SLO
+as the deploy validation, at that step's rate), records the lab's CPU and memory at each
+step, stops after the first step that misses the SLO, then measures raw Cassandra writes
+of the sale row shape and Kafka's producer perf test, and writes the figures, a chart and
+the machine's facts to loadtest/results/<date>-<host>.{md,json,png}. Prints as it goes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import socket
+import sys
+import urllib.request
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psutil
+
+from loadtest import raw_cassandra, raw_kafka
+from loadtest.lab_usage import Usage, UsageMeter
+from loadtest.run import RunResult, run_locust
+from loadtest.slo import Check, Slo, evaluate
+from loadtest.targets import LAB_INVENTORY, REPO, Targets, from_inventory
+
+RESULTS = REPO / "loadtest" / "results"
+ROWS_METRIC = "checkout_consumer_rows_written_total"
+CONSUMER_METRICS_PORT = 8081
+
+
+@dataclass(frozen=True)
+class Step:
+    offered: float
+    achieved: float
+    requests: int
+    failures: int
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    acked: int
+    rows_written: float
+    usage: Usage
+    checks: list[Check]
+
+    @property
+    def passed(self) -> bool:
+        return all(c.passed for c in self.checks)
+
+
+def rows_written(targets: Targets) -> float:
+    """Sum of the consumers' rows-written counters (every row of every sale table)."""
+    total = 0.0
+    for url in targets.api_by_branch.values():
+        host = url.split("//", 1)[1].rsplit(":", 1)[0]
+        with urllib.request.urlopen(f"http://{host}:{CONSUMER_METRICS_PORT}/metrics", timeout=10) as answer:
+            for line in answer.read().decode().splitlines():
+                if line.startswith(ROWS_METRIC):
+                    total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def run_step(targets: Targets, inventory: Path, rate: float, hold_s: float, processes: int) -> Step:
+    rows_before = rows_written(targets)
+    with UsageMeter(targets.lab_vms) as meter:
+        result: RunResult = run_locust(
+            targets, label=f"bench-{rate:g}", rate=rate, hold_s=hold_s, processes=processes, ramp_s=min(10, hold_s / 4)
+        )
+        usage = meter.read()
+    checks = evaluate(Slo(rate=rate), result, inventory)
+    checkout = result.checkout
+    return Step(
+        offered=rate,
+        achieved=checkout.rate if checkout else 0.0,
+        requests=result.total.requests if result.total else 0,
+        failures=result.total.failures if result.total else 0,
+        p50_ms=checkout.p50_ms if checkout else 0.0,
+        p95_ms=checkout.p95_ms if checkout else 0.0,
+        p99_ms=checkout.p99_ms if checkout else 0.0,
+        acked=len(result.acked),
+        rows_written=rows_written(targets) - rows_before,
+        usage=usage,
+        checks=checks,
+    )
+
+
+def machine_facts() -> dict[str, str]:
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if "model name" in line
+        ),
+        platform.processor(),
+    )
+    return {
+        "host": socket.gethostname(),
+        "cpu": cpu,
+        "cpus": str(psutil.cpu_count()),
+        "memory_gib": f"{psutil.virtual_memory().total / 2**30:.1f}",
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+    }
+
+
+def step_line(step: Step) -> str:
+    roles = step.usage.by_role()
+    cpu = " ".join(f"{role} {cores:.2f}" for role, cores in sorted(roles.items()))
+    return (
+        f"{step.offered:>7g} {step.achieved:>8.1f} {step.failures:>6} {step.p50_ms:>6.0f} {step.p95_ms:>6.0f} "
+        f"{step.p99_ms:>6.0f}  host {step.usage.host_cpu_cores:.2f}/{step.usage.host_cpus} cores, locust "
+        f"{step.usage.locust_cpu_cores:.2f}, {cpu}, mem {step.usage.host_memory_used_mb / 1024:.1f} GiB  "
+        f"{'PASS' if step.passed else 'FAIL: ' + ', '.join(c.objective for c in step.checks if not c.passed)}"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--inventory", type=Path, default=LAB_INVENTORY)
+    parser.add_argument("--rates", default="50,100,200,400,800,1600", help="offered checkout rates, ops/s")
+    parser.add_argument("--hold-s", type=float, default=60.0, help="seconds at each rate")
+    parser.add_argument("--processes", type=int, default=2, help="Locust worker processes")
+    parser.add_argument("--all", action="store_true", help="keep stepping after a step misses the SLO")
+    parser.add_argument("--consistency", default="LOCAL_QUORUM", help="raw Cassandra writes' level (the app's)")
+    parser.add_argument("--raw-seconds", type=float, default=30.0, help="length of the raw Cassandra run")
+    parser.add_argument("--kafka-records", type=int, default=300_000)
+    parser.add_argument("--record-size", type=int, default=1024, help="bytes, about one sale event")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+
+    targets = from_inventory(args.inventory)
+    started = datetime.now(UTC)
+    print(f"{'offered':>7} {'achieved':>8} {'fail':>6} {'p50':>6} {'p95':>6} {'p99':>6}  lab usage", flush=True)
+    steps: list[Step] = []
+    for rate in (float(r) for r in args.rates.split(",")):
+        step = run_step(targets, args.inventory, rate, args.hold_s, args.processes)
+        steps.append(step)
+        print(step_line(step), flush=True)
+        if not step.passed and not args.all:
+            break
+    ceiling = max((s for s in steps if s.passed), key=lambda s: s.offered, default=None)
+
+    print(f"Raw Cassandra: {args.raw_seconds:g} s of sale rows at {args.consistency} ...", flush=True)
+    cassandra = raw_cassandra.measure(
+        targets, seconds=args.raw_seconds, processes=args.processes, consistency=args.consistency
+    )
+    print(f"  {cassandra.rows_per_s:.0f} rows/s ({cassandra.rows} rows, {cassandra.errors} errors)", flush=True)
+    broker = targets.kafka_hosts[0]
+    print(f"Raw Kafka: kafka-producer-perf-test on {broker}, {args.kafka_records} records ...", flush=True)
+    kafka = raw_kafka.measure(targets, args.inventory, broker, records=args.kafka_records, record_size=args.record_size)
+    print(f"  {kafka.records_per_s:.0f} records/s, p99 {kafka.p99_ms:.0f} ms", flush=True)
+
+    summary = summarize(steps, ceiling, cassandra, kafka)
+    print(summary["verdict"])
+    write_results(args.out, started, steps, summary, cassandra, kafka)
+    return 0
+
+
+def summarize(
+    steps: list[Step], ceiling: Step | None, cassandra: raw_cassandra.RawCassandra, kafka: raw_kafka.RawKafka
+) -> dict[str, object]:
+    if ceiling is None:
+        return {"ceiling": 0, "verdict": "No step met the SLO: the ceiling is below the first offered rate."}
+    rows_per_checkout = ceiling.rows_written / ceiling.acked if ceiling.acked else 0.0
+    pipeline_rows_per_s = ceiling.achieved * rows_per_checkout
+    busiest = max(ceiling.usage.by_role().items(), key=lambda item: item[1], default=("?", 0.0))
+    failed = next((s for s in steps if not s.passed), None)
+    verdict = (
+        f"Pipeline ceiling within the SLO: {ceiling.offered:g} checkouts/s ({ceiling.achieved:.1f} achieved); "
+        f"{rows_per_checkout:.1f} sale-table rows per checkout = {pipeline_rows_per_s:.0f} rows/s, "
+        f"{pipeline_rows_per_s / cassandra.rows_per_s:.2%} of raw Cassandra ({cassandra.rows_per_s:.0f} rows/s); "
+        f"{ceiling.achieved / kafka.records_per_s:.2%} of raw Kafka ({kafka.records_per_s:.0f} records/s). "
+        f"At the ceiling the host used {ceiling.usage.host_cpu_cores:.2f} of {ceiling.usage.host_cpus} cores, "
+        f"most of it {busiest[0]} ({busiest[1]:.2f})."
+    )
+    if failed is not None:
+        verdict += f" Next step {failed.offered:g}/s missed: " + "; ".join(
+            f"{c.objective} {c.measured}" for c in failed.checks if not c.passed
+        )
+    return {
+        "ceiling": ceiling.offered,
+        "rows_per_checkout": rows_per_checkout,
+        "pipeline_rows_per_s": pipeline_rows_per_s,
+        "ratio_to_raw_cassandra": pipeline_rows_per_s / cassandra.rows_per_s,
+        "ratio_to_raw_kafka": ceiling.achieved / kafka.records_per_s,
+        "verdict": verdict,
+    }
+
+
+def write_results(
+    out: Path,
+    started: datetime,
+    steps: list[Step],
+    summary: dict[str, object],
+    cassandra: raw_cassandra.RawCassandra,
+    kafka: raw_kafka.RawKafka,
+) -> None:
+    from loadtest.bench_report import chart, markdown
+
+    out.mkdir(parents=True, exist_ok=True)
+    stem = out / f"{started:%Y-%m-%d}-{socket.gethostname()}"
+    facts = machine_facts()
+    data = {
+        "started": started.isoformat(),
+        "machine": facts,
+        "steps": [
+            {**asdict(s), "passed": s.passed, "usage": {**asdict(s.usage), "by_role": s.usage.by_role()}} for s in steps
+        ],
+        "raw_cassandra": asdict(cassandra),
+        "raw_kafka": asdict(kafka),
+        "summary": summary,
+    }
+    stem.with_suffix(".json").write_text(json.dumps(data, indent=2, default=str))
+    chart(stem.with_suffix(".png"), steps, cassandra, kafka, summary)
+    stem.with_suffix(".md").write_text(
+        markdown(started, facts, steps, summary, cassandra, kafka, stem.with_suffix(".png").name)
+    )
+    print(f"Results: {stem}.md, .json, .png")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

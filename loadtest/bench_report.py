@@ -1,0 +1,101 @@
+"""The benchmark's chart (PNG) and its versioned Markdown report."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display
+import matplotlib.pyplot as plt
+
+if TYPE_CHECKING:
+    from loadtest.bench import Step
+    from loadtest.raw_cassandra import RawCassandra
+    from loadtest.raw_kafka import RawKafka
+
+
+def chart(path: Path, steps: list[Step], cassandra: RawCassandra, kafka: RawKafka, summary: dict[str, object]) -> None:
+    offered = [s.offered for s in steps]
+    figure, (rates, latency) = plt.subplots(1, 2, figsize=(12, 4.8))
+    rates.plot(offered, offered, "--", color="grey", label="offered")
+    rates.plot(offered, [s.achieved for s in steps], "o-", label="achieved checkouts/s")
+    for step in steps:
+        rates.annotate("PASS" if step.passed else "FAIL", (step.offered, step.achieved), textcoords="offset points",
+                       xytext=(0, 8), ha="center", fontsize=8, color="green" if step.passed else "red")  # fmt: skip
+    rows_per_checkout = float(summary.get("rows_per_checkout") or 0)
+    if rows_per_checkout:
+        rates.axhline(cassandra.rows_per_s / rows_per_checkout, color="tab:orange", linestyle=":",
+                      label=f"raw Cassandra / {rows_per_checkout:.1f} rows per checkout")  # fmt: skip
+    rates.set_xscale("log", base=2)
+    rates.set_yscale("log", base=2)
+    rates.set_xlabel("offered checkouts/s")
+    rates.set_ylabel("checkouts/s")
+    rates.set_title(f"Throughput (raw Kafka: {kafka.records_per_s:,.0f} records/s, off the chart)")
+    rates.legend(fontsize=8, loc="upper left")
+    rates.grid(True, which="both", alpha=0.3)
+
+    latency.plot(offered, [s.p50_ms for s in steps], "o-", label="p50")
+    latency.plot(offered, [s.p95_ms for s in steps], "o-", label="p95")
+    latency.plot(offered, [s.p99_ms for s in steps], "o-", label="p99")
+    latency.axhline(100, color="tab:orange", linestyle=":", label="SLO p95 100 ms")
+    latency.axhline(250, color="tab:red", linestyle=":", label="SLO p99 250 ms")
+    latency.set_xscale("log", base=2)
+    latency.set_yscale("log")
+    latency.set_xlabel("offered checkouts/s")
+    latency.set_ylabel("checkout latency, ms")
+    latency.set_title("Checkout latency")
+    latency.legend(fontsize=8, loc="upper left")
+    latency.grid(True, which="both", alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def markdown(
+    started: datetime,
+    facts: dict[str, str],
+    steps: list[Step],
+    summary: dict[str, object],
+    cassandra: RawCassandra,
+    kafka: RawKafka,
+    chart_name: str,
+) -> str:
+    lines = [
+        f"# Checkout benchmark, {started:%Y-%m-%d %H:%M} UTC",
+        "",
+        "Machine: " + ", ".join(f"{k} {v}" for k, v in facts.items()),
+        "",
+        "Each step: a headless Locust run (steady shape) judged by the deploy SLO at that step's rate "
+        "(rate within 5 %, 0 failures, checkout p95 <= 100 ms, p99 <= 250 ms, lag 0 within 10 s, "
+        "every acknowledged sale stored once). CPU in cores averaged over the step (cgroups of the lab VMs).",
+        "",
+        "| offered/s | achieved/s | requests | failures | p50 ms | p95 ms | p99 ms | host CPU | Locust CPU | "
+        "CPU by VM kind | host memory GiB | SLO |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for s in steps:
+        roles = ", ".join(f"{role} {cores:.2f}" for role, cores in sorted(s.usage.by_role().items()))
+        failed = ", ".join(c.objective for c in s.checks if not c.passed)
+        lines.append(
+            f"| {s.offered:g} | {s.achieved:.1f} | {s.requests} | {s.failures} | {s.p50_ms:.0f} | {s.p95_ms:.0f} | "
+            f"{s.p99_ms:.0f} | {s.usage.host_cpu_cores:.2f}/{s.usage.host_cpus} | {s.usage.locust_cpu_cores:.2f} | "
+            f"{roles} | {s.usage.host_memory_used_mb / 1024:.1f} | {'PASS' if s.passed else 'FAIL: ' + failed} |"
+        )
+    lines += [
+        "",
+        f"Raw Cassandra (sale rows, {cassandra.consistency}, {cassandra.processes} processes x "
+        f"{cassandra.concurrency} in flight): {cassandra.rows_per_s:,.0f} rows/s, {cassandra.errors} errors.",
+        "",
+        f"Raw Kafka (kafka-producer-perf-test, acks=all, idempotent, {kafka.record_size} B records): "
+        f"{kafka.records_per_s:,.0f} records/s ({kafka.mb_per_s:.1f} MB/s), p95 {kafka.p95_ms:.0f} ms, "
+        f"p99 {kafka.p99_ms:.0f} ms.",
+        "",
+        f"**{summary['verdict']}**",
+        "",
+        f"![throughput and latency per step]({chart_name})",
+        "",
+    ]
+    return "\n".join(lines)

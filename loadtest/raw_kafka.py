@@ -1,0 +1,86 @@
+"""The raw Kafka produce ceiling: Kafka's own producer perf test, with the pipeline's
+producer settings (acks=all, idempotence), on a twin of the sales topic.
+
+A twin, not the sales topic itself: perf-test records are not sale events, and the
+consumer would send every one of them to the dead-letter topic. The twin has the same
+partitions, replication factor and min.insync.replicas. The tool runs on a broker VM
+through Ansible, so it works against any inventory.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from loadtest.targets import Targets
+
+BENCH_TOPIC = "checkout-bench"
+_SUMMARY = re.compile(
+    r"(?P<records>\d+) records sent, (?P<rate>[\d.]+) records/sec \((?P<mb>[\d.]+) MB/sec\), "
+    r"(?P<avg>[\d.]+) ms avg latency, (?P<max>[\d.]+) ms max latency, (?P<p50>\d+) ms 50th, "
+    r"(?P<p95>\d+) ms 95th, (?P<p99>\d+) ms 99th"
+)
+
+
+@dataclass(frozen=True)
+class RawKafka:
+    records_per_s: float
+    mb_per_s: float
+    records: int
+    record_size: int
+    p95_ms: float
+    p99_ms: float
+
+
+def parse_summary(output: str) -> RawKafka:
+    matches = list(_SUMMARY.finditer(output))
+    if not matches:
+        raise RuntimeError(f"no summary line in the perf test output:\n{output[-1500:]}")
+    last = matches[-1]
+    return RawKafka(
+        records_per_s=float(last["rate"]),
+        mb_per_s=float(last["mb"]),
+        records=int(last["records"]),
+        record_size=0,
+        p95_ms=float(last["p95"]),
+        p99_ms=float(last["p99"]),
+    )
+
+
+def _on_broker(inventory: Path, host: str, command: str) -> str:
+    ansible = shutil.which("ansible", path=str(Path(sys.executable).parent)) or "ansible"
+    done = subprocess.run(
+        [ansible, "-i", str(inventory), host, "-m", "ansible.builtin.command", "-a", command],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if done.returncode != 0:
+        raise RuntimeError(f"{command.split()[0]} on {host} failed:\n{done.stdout[-1500:]}{done.stderr[-500:]}")
+    return done.stdout
+
+
+def measure(
+    targets: Targets, inventory: Path, broker_host: str, *, records: int = 300_000, record_size: int = 1024
+) -> RawKafka:
+    bootstrap = ",".join(targets.kafka_bootstrap)
+    topics = f"kafka-topics --bootstrap-server {bootstrap}"
+    _on_broker(
+        inventory, broker_host,
+        f"{topics} --create --if-not-exists --topic {BENCH_TOPIC} "
+        "--partitions 6 --replication-factor 3 --config min.insync.replicas=2 "
+        "--config unclean.leader.election.enable=false",
+    )  # fmt: skip
+    try:
+        output = _on_broker(
+            inventory, broker_host,
+            f"kafka-producer-perf-test --topic {BENCH_TOPIC} --num-records {records} --record-size {record_size} "
+            f"--throughput -1 --producer-props bootstrap.servers={shlex.quote(bootstrap)} acks=all "
+            "enable.idempotence=true linger.ms=5",
+        )  # fmt: skip
+    finally:
+        _on_broker(inventory, broker_host, f"{topics} --delete --topic {BENCH_TOPIC}")
+    return replace(parse_summary(output), record_size=record_size)

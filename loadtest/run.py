@@ -1,0 +1,121 @@
+"""Run Locust headless with a shape and collect what it wrote: stats, report, acked ids."""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from loadtest.targets import REPO, Targets
+
+LOCUSTFILE = REPO / "loadtest" / "locustfile.py"
+RESULTS = REPO / ".lab" / "loadtest"
+CHECKOUT_NAME = "POST /carts/{id}/checkout"
+
+
+@dataclass(frozen=True)
+class EndpointStats:
+    name: str
+    requests: int
+    failures: int
+    rate: float
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    max_ms: float
+
+
+@dataclass(frozen=True)
+class RunResult:
+    directory: Path
+    started: datetime
+    finished: datetime
+    exit_code: int
+    endpoints: dict[str, EndpointStats]
+    acked: list[str]
+
+    @property
+    def checkout(self) -> EndpointStats | None:
+        return self.endpoints.get(CHECKOUT_NAME)
+
+    @property
+    def total(self) -> EndpointStats | None:
+        return self.endpoints.get("Aggregated")
+
+
+def read_stats(path: Path) -> dict[str, EndpointStats]:
+    """The `<prefix>_stats.csv` Locust writes: one row per request name plus Aggregated."""
+    endpoints: dict[str, EndpointStats] = {}
+    with path.open(newline="") as handle:
+        for row in csv.DictReader(handle):
+
+            def number(column: str, row: dict[str, str] = row) -> float:
+                value = row.get(column, "")
+                return float(value) if value not in ("", "N/A") else 0.0
+
+            endpoints[row["Name"]] = EndpointStats(
+                name=row["Name"],
+                requests=int(number("Request Count")),
+                failures=int(number("Failure Count")),
+                rate=number("Requests/s"),
+                p50_ms=number("50%"),
+                p95_ms=number("95%"),
+                p99_ms=number("99%"),
+                max_ms=number("Max Response Time"),
+            )
+    return endpoints
+
+
+def read_acked(directory: Path) -> list[str]:
+    return [line.strip() for path in sorted(directory.glob("acked-*.txt")) for line in path.open() if line.strip()]
+
+
+def run_locust(
+    targets: Targets,
+    *,
+    label: str,
+    rate: float,
+    hold_s: float,
+    ramp_s: float = 10.0,
+    ops_per_user: float = 1.0,
+    processes: int = 1,
+    results: Path = RESULTS,
+) -> RunResult:
+    started = datetime.now(UTC)
+    directory = results / f"{started:%Y%m%dT%H%M%SZ}-{label}"
+    directory.mkdir(parents=True, exist_ok=True)
+    command = [
+        sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless",
+        "--host", targets.any_api(), "--branch-hosts", targets.branch_hosts_arg(),
+        "--checkout-rate", str(rate), "--hold-s", str(hold_s), "--ramp-s", str(ramp_s),
+        "--ops-per-user", str(ops_per_user),
+        "--csv", str(directory / "locust"), "--html", str(directory / "report.html"),
+        "--acked-dir", str(directory / "acked"),
+        # Let every till finish the checkout it is in: a request cut off after the API
+        # stored the sale would be a sale the run never saw acknowledged.
+        "--stop-timeout", "60", "--only-summary", "--loglevel", "WARNING",
+    ]  # fmt: skip
+    if processes > 1:
+        command += ["--processes", str(processes)]
+    environment = {**os.environ, "CHECKOUT_SHAPE": "steady", "PYTHONPATH": str(REPO)}
+    with (directory / "locust.log").open("w") as log:
+        exit_code = subprocess.run(command, cwd=REPO, env=environment, stdout=log, stderr=subprocess.STDOUT).returncode
+    # The acked files are written by the test_stop handler just before Locust exits.
+    time.sleep(0.5)
+    stats_file = directory / "locust_stats.csv"
+    if not stats_file.exists():
+        tail = (directory / "locust.log").read_text()[-2000:]
+        raise RuntimeError(f"Locust wrote no statistics (exit {exit_code}); end of {directory}/locust.log:\n{tail}")
+    return RunResult(
+        directory=directory,
+        started=started,
+        finished=datetime.now(UTC),
+        exit_code=exit_code,
+        endpoints=read_stats(stats_file),
+        acked=read_acked(directory / "acked"),
+    )

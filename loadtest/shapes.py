@@ -1,0 +1,89 @@
+"""Load shapes in checkout operations per second, whatever the number of users.
+
+A shopper user paces itself at `--ops-per-user` checkouts per second (Locust's
+constant_throughput), so a target rate R needs ceil(R / ops-per-user) users. Users are
+spawned over `--ramp-s` seconds so their checkouts do not all fire in the same instant.
+
+The locustfile binds one of these (by the CHECKOUT_SHAPE environment variable); with
+none bound, Locust's own user count and spawn rate apply (web UI or -u/-r).
+"""
+
+from __future__ import annotations
+
+import math
+from argparse import Namespace
+
+from locust import LoadTestShape
+
+
+class _RateShape(LoadTestShape):
+    abstract = True
+
+    def _options(self) -> Namespace:
+        assert self.runner is not None
+        options = self.runner.environment.parsed_options
+        assert options is not None, "run through the locust command line"
+        return options
+
+    def _users(self, rate: float) -> tuple[int, float]:
+        options = self._options()
+        users = max(1, math.ceil(rate / options.ops_per_user))
+        return users, max(1.0, users / options.ramp_s)
+
+
+class SteadyShape(_RateShape):
+    """`--checkout-rate` ops/s for `--hold-s` seconds after the ramp, then stop.
+
+    Statistics restart when the ramp ends, so the report covers the plateau only.
+    """
+
+    _reset = False
+
+    def tick(self) -> tuple[int, float] | None:
+        options = self._options()
+        run_time = self.get_run_time()
+        if run_time >= options.ramp_s and not self._reset:
+            assert self.runner is not None
+            self.runner.stats.reset_all()
+            self._reset = True
+        if run_time >= options.ramp_s + options.hold_s:
+            return None
+        return self._users(options.checkout_rate)
+
+
+class StepShape(_RateShape):
+    """Double the rate every `--step-s` seconds from `--checkout-rate` up to `--max-rate`."""
+
+    def tick(self) -> tuple[int, float] | None:
+        options = self._options()
+        step = int(self.get_run_time() // options.step_s)
+        rate = options.checkout_rate * 2**step
+        if rate > options.max_rate:
+            return None
+        return self._users(rate)
+
+
+class SpikeShape(_RateShape):
+    """`--checkout-rate` for a minute, four times that for 30 s, then back for a minute."""
+
+    def tick(self) -> tuple[int, float] | None:
+        options = self._options()
+        run_time = self.get_run_time()
+        if run_time >= 150:
+            return None
+        factor = 4 if 60 <= run_time < 90 else 1
+        return self._users(options.checkout_rate * factor)
+
+
+SHAPES: dict[str, type[LoadTestShape]] = {
+    "steady": SteadyShape,
+    "step": StepShape,
+    "spike": SpikeShape,
+}
+
+
+def by_name(name: str) -> type[LoadTestShape]:
+    try:
+        return SHAPES[name]
+    except KeyError:
+        raise SystemExit(f"CHECKOUT_SHAPE={name!r} is not a shape; use one of {', '.join(SHAPES)}") from None

@@ -1,0 +1,126 @@
+"""The checkout SLO, judged on a real Locust run against the deployed platform.
+
+    python -m loadtest.slo [--rate 50] [--hold-s 300]
+
+Runs the steady shape headless, waits for the Kafka->Cassandra writer to catch up, looks
+up every acknowledged sale in Cassandra, prints each objective with its figure as PASS
+or FAIL, keeps Locust's CSV and HTML report beside a summary.json, and exits 1 on any
+FAIL (2 when the run itself could not be made).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from loadtest.run import RunResult, run_locust
+from loadtest.targets import LAB_INVENTORY, InventoryError, from_inventory
+from loadtest.verify import StoredSales, seconds_to_zero_lag, stored_sales
+
+
+@dataclass(frozen=True)
+class Slo:
+    rate: float = 50.0
+    rate_tolerance: float = 0.05
+    p95_ms: float = 100.0
+    p99_ms: float = 250.0
+    lag_zero_within_s: float = 10.0
+
+
+@dataclass(frozen=True)
+class Check:
+    objective: str
+    target: str
+    measured: str
+    passed: bool
+
+
+def judge(slo: Slo, result: RunResult, lag_s: float | None, stored: StoredSales) -> list[Check]:
+    checkout, total = result.checkout, result.total
+    if checkout is None or total is None:
+        return [Check("checkouts were made", "> 0", "none", False)]
+    low, high = slo.rate * (1 - slo.rate_tolerance), slo.rate * (1 + slo.rate_tolerance)
+    sale_problems = len(stored.missing) + len(stored.duplicated) + len(stored.unexpected)
+    return [
+        Check("checkout rate", f"{low:.1f}-{high:.1f}/s", f"{checkout.rate:.1f}/s", low <= checkout.rate <= high),
+        Check("failed requests", "0", f"{total.failures} of {total.requests}", total.failures == 0),
+        Check("checkout p95", f"<= {slo.p95_ms:.0f} ms", f"{checkout.p95_ms:.0f} ms", checkout.p95_ms <= slo.p95_ms),
+        Check("checkout p99", f"<= {slo.p99_ms:.0f} ms", f"{checkout.p99_ms:.0f} ms", checkout.p99_ms <= slo.p99_ms),
+        Check(
+            "consumer lag back to 0",
+            f"<= {slo.lag_zero_within_s:.0f} s",
+            "not within 120 s" if lag_s is None else f"{lag_s:.1f} s",
+            lag_s is not None and lag_s <= slo.lag_zero_within_s,
+        ),
+        Check(
+            "acknowledged = stored",
+            f"{stored.acked} sales",
+            f"{stored.found} found, {len(stored.missing)} missing, {len(stored.duplicated)} duplicated, "
+            f"{len(stored.unexpected)} unexpected",
+            sale_problems == 0 and stored.found == stored.acked,
+        ),
+    ]
+
+
+def render(result: RunResult, checks: list[Check]) -> str:
+    lines = [f"Locust run {result.directory} ({result.started:%Y-%m-%d %H:%M:%S} UTC)", ""]
+    lines.append(
+        f"{'endpoint':<40} {'requests':>9} {'fail':>5} {'rate/s':>7} {'p50':>6} {'p95':>6} {'p99':>6} {'max':>7}"
+    )
+    for stats in result.endpoints.values():
+        lines.append(
+            f"{stats.name:<40} {stats.requests:>8} {stats.failures:>8} {stats.rate:>8.1f} "
+            f"{stats.p50_ms:>8.0f} {stats.p95_ms:>8.0f} {stats.p99_ms:>8.0f} {stats.max_ms:>8.0f}"
+        )
+    lines += ["", f"{'objective':<26} {'target':<18} {'measured':<48} result"]
+    for check in checks:
+        lines.append(
+            f"{check.objective:<26} {check.target:<18} {check.measured:<48} {'PASS' if check.passed else 'FAIL'}"
+        )
+    verdict = "PASS" if all(c.passed for c in checks) else "FAIL"
+    lines += ["", f"SLO {verdict}: {sum(c.passed for c in checks)} of {len(checks)} objectives met"]
+    return "\n".join(lines)
+
+
+def evaluate(slo: Slo, result: RunResult, inventory: Path) -> list[Check]:
+    targets = from_inventory(inventory)
+    lag_s, _ = seconds_to_zero_lag(targets.kafka_bootstrap)
+    stored = stored_sales(targets, result.acked, result.started, result.finished)
+    checks = judge(slo, result, lag_s, stored)
+    summary = {
+        "slo": asdict(slo),
+        "checks": [asdict(c) for c in checks],
+        "endpoints": {name: asdict(stats) for name, stats in result.endpoints.items()},
+        "missing": stored.missing[:50],
+        "duplicated": stored.duplicated[:50],
+        "unexpected": stored.unexpected[:50],
+    }
+    (result.directory / "summary.json").write_text(json.dumps(summary, indent=2))
+    return checks
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--inventory", type=Path, default=LAB_INVENTORY)
+    parser.add_argument("--rate", type=float, default=Slo.rate, help="checkout operations per second")
+    parser.add_argument("--hold-s", type=float, default=300.0, help="seconds at the rate (after a 10 s ramp)")
+    parser.add_argument("--processes", type=int, default=1, help="Locust worker processes")
+    args = parser.parse_args(argv)
+    slo = Slo(rate=args.rate)
+    try:
+        targets = from_inventory(args.inventory)
+        print(f"Offering {args.rate:g} checkouts/s for {args.hold_s:g} s to {targets.branch_hosts_arg()}", flush=True)
+        result = run_locust(targets, label="slo", rate=args.rate, hold_s=args.hold_s, processes=args.processes)
+        checks = evaluate(slo, result, args.inventory)
+    except (InventoryError, RuntimeError) as error:
+        print(f"SLO run failed: {error}", file=sys.stderr)
+        return 2
+    print(render(result, checks))
+    return 0 if all(c.passed for c in checks) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,97 @@
+"""Locust against the lab: the web UI, driven through its own web API, in distributed
+mode (a master and two worker processes on the controller), with the lab's hosts filled in."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from loadtest.run import CHECKOUT_NAME
+from loadtest.targets import REPO, from_inventory
+
+pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("lab_is_up")]
+
+PORT = 18089
+WEB = f"http://127.0.0.1:{PORT}"
+
+
+def _get(path: str) -> Any:
+    with urllib.request.urlopen(f"{WEB}{path}", timeout=10) as answer:
+        body = answer.read().decode()
+    return json.loads(body) if path.startswith("/stats") else body
+
+
+def _post(path: str, form: dict[str, Any]) -> Any:
+    data = urllib.parse.urlencode(form).encode()
+    with urllib.request.urlopen(urllib.request.Request(f"{WEB}{path}", data=data), timeout=10) as answer:
+        return json.load(answer)
+
+
+@pytest.fixture(scope="module")
+def web_ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    acked = tmp_path_factory.mktemp("acked")
+    log = (tmp_path_factory.mktemp("log") / "locust.log").open("w")
+    env = {k: v for k, v in os.environ.items() if k != "CHECKOUT_SHAPE"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "loadtest.web", "--web-host", "127.0.0.1", "--web-port", str(PORT),
+         "--processes", "2", "--acked-dir", str(acked)],
+        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if _get("/stats/requests")["worker_count"] == 2:
+                    break
+            except OSError:
+                pass
+            assert process.poll() is None, f"locust exited with {process.returncode}"
+            assert time.monotonic() < deadline, "the web UI did not come up with 2 workers within 60 s"
+            time.sleep(1)
+        yield acked
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=60)
+        log.close()
+
+
+def test_the_page_offers_the_lab_api_as_host(web_ui: Path) -> None:
+    assert from_inventory().any_api() in _get("/")
+
+
+def test_a_short_run_through_the_web_api_reports_checkouts(web_ui: Path) -> None:
+    targets = from_inventory()
+    started = _post("/swarm", {"user_count": 6, "spawn_rate": 6, "host": targets.any_api()})
+    assert started["success"], started
+    time.sleep(25)
+    stats = _get("/stats/requests")
+    assert stats["state"] in ("running", "spawning"), stats["state"]
+    assert stats["user_count"] == 6
+    assert stats["worker_count"] == 2
+    by_name = {entry["name"]: entry for entry in stats["stats"]}
+    assert {"POST /carts", "POST /carts/{id}/items", CHECKOUT_NAME} <= by_name.keys(), sorted(by_name)
+    checkout = by_name[CHECKOUT_NAME]
+    assert checkout["num_requests"] >= 50, checkout
+    assert sum(entry["num_failures"] for entry in stats["stats"]) == 0, stats.get("errors")
+    stopped = _get("/stop")
+    assert "success" in stopped
+    deadline = time.monotonic() + 60
+    while _get("/stats/requests")["state"] != "stopped":
+        assert time.monotonic() < deadline, "the run did not stop within 60 s"
+        time.sleep(1)
+    # Each worker wrote the invoices its tills saw acknowledged (all but the declined ones).
+    acked = [line for path in web_ui.glob("acked-*.txt") for line in path.read_text().split()]
+    final = _get("/stats/requests")
+    checkouts = next(entry["num_requests"] for entry in final["stats"] if entry["name"] == CHECKOUT_NAME)
+    assert 0.85 * checkouts <= len(acked) <= checkouts, (len(acked), checkouts)
