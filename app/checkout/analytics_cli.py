@@ -38,8 +38,8 @@ from checkout.storage import Cassandra
 
 def stored_facts(db: Cassandra, first: date | None, last: date | None) -> Iterator[SaleFact]:
     """Read every stored sale line, one (branch, day) partition at a time."""
-    days = db.prepare("SELECT day FROM sale_days WHERE branch = ?", read=True)
-    sales = db.prepare("SELECT * FROM sales_by_branch_day WHERE branch = ? AND day = ?", read=True)
+    days = db.prepare("SELECT day FROM sale_days WHERE branch = ?")
+    sales = db.prepare("SELECT * FROM sales_by_branch_day WHERE branch = ? AND day = ?")
     for branch in Branch:
         for day_row in db.read_all(days, (branch.value,)):
             day = day_row.day.date()

@@ -28,6 +28,9 @@ class Settings(BaseSettings):
     cassandra_local_dc: str = "datacenter1"
     cassandra_keyspace: str = Field("checkout", pattern=r"^[a-z][a-z0-9_]{0,47}$")
     cassandra_consistency: ConsistencyName = "LOCAL_QUORUM"
+    # Level a statement is re-run at when the main one cannot be met (a replica down);
+    # "" turns the fallback off. Ignored unless weaker than the main level.
+    cassandra_fallback_consistency: ConsistencyName | Literal[""] = "LOCAL_ONE"
     cassandra_username: str | None = None
     cassandra_password: SecretStr | None = None
     cassandra_request_timeout_s: float = Field(5.0, gt=0)

@@ -61,4 +61,10 @@ DEAD_LETTERS = Counter(
     "Messages sent to the dead-letter topic, by reason.",
     ["reason"],
 )
+CASSANDRA_DOWNGRADES = Counter(
+    "checkout_cassandra_consistency_downgrades_total",
+    "Statements re-run at CHECKOUT_CASSANDRA_FALLBACK_CONSISTENCY because the main level "
+    "could not be met (a replica down or timing out), by statement kind, table and levels.",
+    ["kind", "table", "from_level", "to_level"],
+)
 SERVICE_INFO = Info("checkout_service", "Which service and region this process is.")

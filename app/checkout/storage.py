@@ -4,12 +4,19 @@ Routing is token-aware over a DC-aware round robin pinned to the local DC, so ea
 request goes straight to a replica in this region. Every statement is prepared and
 idempotent (immutable rows keyed by invoice, cart or key), which is what makes retrying
 a timed-out write on another node safe: the worst case is writing the same row twice.
+
+Consistency levels live in execution profiles, not on the statements: one profile for
+writes and one for reads at CHECKOUT_CASSANDRA_CONSISTENCY, and two more at
+CHECKOUT_CASSANDRA_FALLBACK_CONSISTENCY that a statement is re-run under when the main
+level cannot be met (see Cassandra.execute).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import re
+import time
 from collections.abc import Coroutine, Iterable, Sequence
 from types import MappingProxyType
 from typing import Any
@@ -32,6 +39,7 @@ from cassandra.policies import (
 )
 from cassandra.query import PreparedStatement
 
+from checkout import metrics
 from checkout.cart import Cart, CartStatus
 from checkout.config import Settings
 from checkout.cql import SALES_TTL_SECONDS
@@ -59,14 +67,93 @@ _MOVE_CQL = (
 _SALE_TABLES = ("sales_by_branch_day", "sales_by_invoice", "sales_by_product_line_day")
 
 
+# Execution profiles: the main level and the fallback level, for writes and for reads.
+PROFILE_READ = "read"
+PROFILE_FALLBACK_WRITE = "fallback-write"
+PROFILE_FALLBACK_READ = "fallback-read"
+# How many replicas a level waits for, to tell a weaker level from a stronger one.
+_STRENGTH = {
+    "ANY": 0,
+    "ONE": 1,
+    "LOCAL_ONE": 1,
+    "LOCAL_QUORUM": 2,
+    "QUORUM": 3,
+    "EACH_QUORUM": 4,
+    "ALL": 5,
+}
+_STATEMENT_RE = re.compile(
+    r"^\s*(?:(select|delete)\b.*?\bfrom|(insert)\s+into|(update))\s+([\w.]+)",
+    re.IGNORECASE | re.DOTALL,
+)
+# A warning starts a burst of downgrades; the rest of the burst is only counted.
+_BURST_QUIET_S = 60.0
+
+
 def consistency(name: str) -> int:
     level: int = ConsistencyLevel.name_to_value[name]
     return level
 
 
-def read_consistency(name: str) -> int:
+def _for_reads(name: str) -> str:
     """ANY is a write-only level; reads under it use ONE, the nearest equivalent."""
-    return consistency("ONE" if name == "ANY" else name)
+    return "ONE" if name == "ANY" else name
+
+
+def read_consistency(name: str) -> int:
+    return consistency(_for_reads(name))
+
+
+def fallback_level(main: str, fallback: str) -> str | None:
+    """The fallback level, if it is weaker than the main one (else there is none)."""
+    if not fallback or _STRENGTH[fallback] >= _STRENGTH[main]:
+        return None
+    return fallback
+
+
+def levels(settings: Settings) -> dict[bool, tuple[str, str | None]]:
+    """read? -> (main level, fallback level or None), as the profiles apply them."""
+    main, fallback = settings.cassandra_consistency, settings.cassandra_fallback_consistency
+    return {
+        False: (main, fallback_level(main, fallback)),
+        True: (
+            _for_reads(main),
+            fallback_level(_for_reads(main), fallback and _for_reads(fallback)),
+        ),
+    }
+
+
+def statement_kind(cql: str) -> tuple[str, str]:
+    """('insert', 'sales_by_invoice') for metrics labels; ('other', '') if unknown."""
+    match = _STATEMENT_RE.match(cql)
+    if match is None:
+        return "other", ""
+    kind = next(group for group in match.groups()[:3] if group)
+    return kind.lower(), match.group(4).split(".")[-1]
+
+
+def _is_read(statement: Any) -> bool:
+    return statement_kind(statement.query_string)[0] == "select"
+
+
+class BurstWarning:
+    """Log the first event of a burst; count the rest until `quiet_s` pass without one."""
+
+    def __init__(self, quiet_s: float = _BURST_QUIET_S, clock: Any = time.monotonic) -> None:
+        self._quiet_s = quiet_s
+        self._clock = clock
+        self._last: float | None = None
+        self._in_burst = 0
+
+    def note(self) -> int | None:
+        """None inside a burst; at a burst's start, how many events the previous one had."""
+        now = self._clock()
+        starts = self._last is None or now - self._last > self._quiet_s
+        self._last = now
+        if not starts:
+            self._in_burst += 1
+            return None
+        previous, self._in_burst = self._in_burst, 1
+        return previous
 
 
 def _where(settings: Settings) -> str:
@@ -80,17 +167,29 @@ def connect_cluster(
     settings: Settings, *, keyspace: str | None, schema_agreement_wait_s: int = 10
 ) -> tuple[Any, Any]:
     """Open a cluster and session, or raise DependencyUnavailable saying what to check."""
-    profile = ExecutionProfile(
-        load_balancing_policy=TokenAwarePolicy(
-            DCAwareRoundRobinPolicy(local_dc=settings.cassandra_local_dc)
-        ),
-        consistency_level=consistency(settings.cassandra_consistency),
-        serial_consistency_level=ConsistencyLevel.LOCAL_SERIAL,
-        request_timeout=settings.cassandra_request_timeout_s,
-        # A slow replica (GC pause, dying node) is raced by a second one after 200 ms;
-        # only idempotent statements are ever speculated.
-        speculative_execution_policy=ConstantSpeculativeExecutionPolicy(0.2, 1),
-    )
+
+    def profile(level: int) -> ExecutionProfile:
+        return ExecutionProfile(
+            load_balancing_policy=TokenAwarePolicy(
+                DCAwareRoundRobinPolicy(local_dc=settings.cassandra_local_dc)
+            ),
+            consistency_level=level,
+            serial_consistency_level=ConsistencyLevel.LOCAL_SERIAL,
+            request_timeout=settings.cassandra_request_timeout_s,
+            # A slow replica (GC pause, dying node) is raced by a second one after 200 ms;
+            # only idempotent statements are ever speculated.
+            speculative_execution_policy=ConstantSpeculativeExecutionPolicy(0.2, 1),
+        )
+
+    (write, write_fallback), (read, read_fallback) = levels(settings).values()
+    profiles = {
+        EXEC_PROFILE_DEFAULT: profile(consistency(write)),
+        PROFILE_READ: profile(consistency(read)),
+    }
+    if write_fallback is not None:
+        profiles[PROFILE_FALLBACK_WRITE] = profile(consistency(write_fallback))
+    if read_fallback is not None:
+        profiles[PROFILE_FALLBACK_READ] = profile(consistency(read_fallback))
     auth = None
     if settings.cassandra_username and settings.cassandra_password:
         auth = PlainTextAuthProvider(
@@ -99,7 +198,7 @@ def connect_cluster(
     cluster = Cluster(
         contact_points=settings.cassandra_hosts,
         port=settings.cassandra_port,
-        execution_profiles={EXEC_PROFILE_DEFAULT: profile},
+        execution_profiles=profiles,
         auth_provider=auth,
         connect_timeout=settings.cassandra_connect_timeout_s,
         max_schema_agreement_wait=schema_agreement_wait_s,
@@ -131,13 +230,13 @@ def connect_cluster(
 class Cassandra:
     """A connected session with prepared statements and an asyncio bridge."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, connect: Any = connect_cluster) -> None:
         self._settings = settings
-        self._cluster, self._session = connect_cluster(
-            settings, keyspace=settings.cassandra_keyspace
-        )
+        self._cluster, self._session = connect(settings, keyspace=settings.cassandra_keyspace)
+        self._levels = levels(settings)
+        self._downgrade_warning = BurstWarning()
 
-    def prepare(self, cql: str, *, read: bool = False) -> PreparedStatement:
+    def prepare(self, cql: str) -> PreparedStatement:
         try:
             statement = self._session.prepare(cql)
         except DriverException as error:
@@ -146,13 +245,69 @@ class Cassandra:
                 f"{self._settings.cassandra_keyspace}: {error}; apply the schema with "
                 "checkout-schema"
             ) from error
-        name = self._settings.cassandra_consistency
-        statement.consistency_level = read_consistency(name) if read else consistency(name)
+        # The level comes from the execution profile (read or write, main or fallback),
+        # so none is pinned on the statement.
+        statement.consistency_level = None
         statement.is_idempotent = True
         return statement
 
+    def _profile(self, statement: PreparedStatement, *, fallback: bool) -> str:
+        read = _is_read(statement)
+        if fallback:
+            return PROFILE_FALLBACK_READ if read else PROFILE_FALLBACK_WRITE
+        return PROFILE_READ if read else EXEC_PROFILE_DEFAULT
+
+    async def _run(
+        self, statement: PreparedStatement, params: Sequence[Any], *, fallback: bool = False
+    ) -> list[Any]:
+        profile = self._profile(statement, fallback=fallback)
+        return await _bridge(
+            self._session.execute_async(statement, params, execution_profile=profile)
+        )
+
+    def _may_fall_back(self, statement: PreparedStatement, error: Exception, attempt: int) -> bool:
+        """Unavailable at once (the coordinator knows the replicas are down); a replica
+        timeout once the retry at the main level timed out too. Never a lightweight
+        transaction (its Paxos round needs a serial quorum whatever the level)."""
+        if self._levels[_is_read(statement)][1] is None:
+            return False
+        if " IF " in statement.query_string.upper():
+            return False
+        if isinstance(error, Unavailable):
+            return True
+        return isinstance(error, ReadTimeout | WriteTimeout) and attempt > 1
+
+    def _note_downgrade(self, statement: PreparedStatement, error: Exception) -> None:
+        main, fallback = self._levels[_is_read(statement)]
+        kind, table = statement_kind(statement.query_string)
+        metrics.CASSANDRA_DOWNGRADES.labels(kind, table, main, fallback).inc()
+        previous = self._downgrade_warning.note()
+        if previous is not None:
+            log.warning(
+                "Cassandra cannot meet %s (%s: %s); %s %s and later statements run at %s "
+                "until it can (counted in checkout_cassandra_consistency_downgrades_total; "
+                "the previous burst had %d)",
+                main,
+                type(error).__name__,
+                error,
+                kind,
+                table,
+                fallback,
+                previous,
+            )
+
     async def execute(self, statement: PreparedStatement, params: Sequence[Any]) -> list[Any]:
         """Run one statement, retrying transient failures with backoff.
+
+        When the main consistency level cannot be met (Unavailable, or a replica timeout
+        twice in a row), the same statement is run again at the fallback level. That is
+        safe because every statement here is idempotent: an upsert of immutable rows
+        keyed by invoice id (or cart id, key), so running it twice writes the same cells
+        with the same values; a sale cannot be duplicated by it. The write reaches at
+        least the fallback level's replicas now; the coordinator keeps a hint for the
+        replica that is down and replays it when it comes back, and repair covers a
+        hint that expired. Reads at the fallback level may miss a write that reached
+        only the other replica, which is the availability-over-consistency trade.
 
         Returns the first page of rows: every async query here reads one partition of a
         handful of rows; bulk reads (analytics) page synchronously instead.
@@ -160,7 +315,13 @@ class Cassandra:
         attempts = self._settings.cassandra_write_attempts
         for attempt in range(1, attempts + 1):
             try:
-                return await _bridge(self._session.execute_async(statement, params))
+                try:
+                    return await self._run(statement, params)
+                except (Unavailable, ReadTimeout, WriteTimeout) as error:
+                    if not self._may_fall_back(statement, error, attempt):
+                        raise
+                    self._note_downgrade(statement, error)
+                    return await self._run(statement, params, fallback=True)
             except _TRANSIENT as error:
                 if attempt == attempts:
                     raise DependencyUnavailable(
@@ -184,7 +345,9 @@ class Cassandra:
         """Synchronous paged read for bulk scans (analytics): rows arrive page by page."""
         statement.fetch_size = 1000
         try:
-            result: Iterable[Any] = self._session.execute(statement, params)
+            result: Iterable[Any] = self._session.execute(
+                statement, params, execution_profile=self._profile(statement, fallback=False)
+            )
         except (*_TRANSIENT, DriverException) as error:
             raise DependencyUnavailable(
                 f"reading from {_where(self._settings)}: {error}"
@@ -227,7 +390,6 @@ class CassandraCartStore:
         self._get = db.prepare(
             "SELECT cart_id, branch, items, status, invoice_id, created_at "
             "FROM carts WHERE cart_id = ?",
-            read=True,
         )
         self._save = db.prepare(
             "INSERT INTO carts (cart_id, branch, items, status, invoice_id, created_at) "
@@ -268,7 +430,6 @@ class CassandraIdempotencyStore:
         self._get = db.prepare(
             "SELECT key, request_hash, invoice_id, status, created_at, response_status, "
             "response_body FROM idempotency_keys WHERE key = ?",
-            read=True,
         )
         self._put = db.prepare(
             "INSERT INTO idempotency_keys (key, request_hash, invoice_id, status, created_at, "
@@ -311,11 +472,10 @@ class CassandraStockLedger:
         self._initial_stock = initial_stock
         self._move = db.prepare(_MOVE_CQL)
         self._initial = db.prepare(
-            "SELECT level FROM stock_initial WHERE branch = ? AND product_id = ?", read=True
+            "SELECT level FROM stock_initial WHERE branch = ? AND product_id = ?"
         )
         self._sum = db.prepare(
             "SELECT sum(delta) AS moved FROM stock_movements WHERE branch = ? AND product_id = ?",
-            read=True,
         )
 
     async def record(self, movements: Sequence[StockMovement]) -> None:

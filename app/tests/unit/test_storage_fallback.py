@@ -1,0 +1,258 @@
+"""The consistency fallback of Cassandra.execute, against a fake driver session.
+
+The fake session fails statements run under the main-level profiles the way a DC with a
+replica down does (cassandra.Unavailable, or replica timeouts) and records which
+execution profile each attempt used.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from cassandra import ConsistencyLevel, ReadTimeout, Unavailable, WriteTimeout, WriteType
+from cassandra.cluster import EXEC_PROFILE_DEFAULT
+from prometheus_client import REGISTRY
+
+from checkout.config import Settings
+from checkout.dataset import DatasetRow
+from checkout.errors import DependencyUnavailable
+from checkout.events import event_from_row
+from checkout.storage import (
+    PROFILE_FALLBACK_READ,
+    PROFILE_FALLBACK_WRITE,
+    PROFILE_READ,
+    BurstWarning,
+    Cassandra,
+    CassandraSaleWriter,
+    fallback_level,
+    levels,
+    statement_kind,
+)
+
+MAIN_PROFILES = {EXEC_PROFILE_DEFAULT, PROFILE_READ}
+
+
+def unavailable() -> Exception:
+    return Unavailable(
+        "Cannot achieve consistency level LOCAL_QUORUM",
+        consistency=ConsistencyLevel.LOCAL_QUORUM,
+        required_replicas=2,
+        alive_replicas=1,
+    )
+
+
+class FakeFuture:
+    def __init__(self, outcome: Any) -> None:
+        self._outcome = outcome
+
+    def add_callbacks(
+        self, callback: Callable[[Any], None], errback: Callable[[Any], None]
+    ) -> None:
+        if isinstance(self._outcome, BaseException):
+            errback(self._outcome)
+        else:
+            callback(self._outcome)
+
+
+@dataclass
+class FakeSession:
+    """Main-level profiles fail with `failures` (in turn, the last one repeating)."""
+
+    failures: list[Exception] = field(default_factory=list)
+    calls: list[tuple[str, str]] = field(default_factory=list)  # (profile, cql)
+
+    def prepare(self, cql: str) -> Any:
+        return SimpleNamespace(
+            query_string=cql, consistency_level=ConsistencyLevel.ALL, is_idempotent=False
+        )
+
+    def execute_async(
+        self, statement: Any, params: Any, execution_profile: str = EXEC_PROFILE_DEFAULT
+    ) -> FakeFuture:
+        self.calls.append((execution_profile, statement.query_string))
+        if execution_profile in MAIN_PROFILES and self.failures:
+            error = self.failures.pop(0) if len(self.failures) > 1 else self.failures[0]
+            return FakeFuture(error)
+        return FakeFuture([SimpleNamespace(ok=True)])
+
+
+def make_db(session: FakeSession, **settings: Any) -> Cassandra:
+    values: dict[str, Any] = {"cassandra_write_attempts": 3, **settings}
+    return Cassandra(
+        Settings(**values),
+        connect=lambda _settings, keyspace: (SimpleNamespace(), session),
+    )
+
+
+def downgrades(kind: str, table: str, main: str = "LOCAL_QUORUM", to: str = "LOCAL_ONE") -> float:
+    labels = {"kind": kind, "table": table, "from_level": main, "to_level": to}
+    value = REGISTRY.get_sample_value("checkout_cassandra_consistency_downgrades_total", labels)
+    return value or 0.0
+
+
+@pytest.fixture(autouse=True)
+def no_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
+    real_sleep = asyncio.sleep
+    monkeypatch.setattr(asyncio, "sleep", lambda _s: real_sleep(0))
+
+
+INSERT_CART = "INSERT INTO carts (cart_id, branch) VALUES (?, ?)"
+SELECT_CART = "SELECT cart_id FROM carts WHERE cart_id = ?"
+
+
+def test_a_write_the_main_level_cannot_meet_is_rerun_at_the_fallback_level() -> None:
+    session = FakeSession([unavailable()])
+    db = make_db(session)
+    statement = db.prepare(INSERT_CART)
+    before = downgrades("insert", "carts")
+    rows = asyncio.run(db.execute(statement, ("c1", "A")))
+    assert rows == [SimpleNamespace(ok=True)]
+    assert [profile for profile, _ in session.calls] == [
+        EXEC_PROFILE_DEFAULT,
+        PROFILE_FALLBACK_WRITE,
+    ]
+    assert downgrades("insert", "carts") == before + 1
+    # The level is the profile's: the statement carries none of its own.
+    assert statement.consistency_level is None
+    assert statement.is_idempotent is True
+
+
+def test_a_read_falls_back_to_the_read_fallback_profile() -> None:
+    session = FakeSession([unavailable()])
+    db = make_db(session)
+    before = downgrades("select", "carts")
+    asyncio.run(db.execute(db.prepare(SELECT_CART), ("c1",)))
+    assert [profile for profile, _ in session.calls] == [PROFILE_READ, PROFILE_FALLBACK_READ]
+    assert downgrades("select", "carts") == before + 1
+
+
+def test_without_a_fallback_unavailable_is_retried_at_the_main_level_then_reported() -> None:
+    session = FakeSession([unavailable()])
+    db = make_db(session, cassandra_fallback_consistency="")
+    before = downgrades("insert", "carts")
+    with pytest.raises(DependencyUnavailable, match="failed 3 times"):
+        asyncio.run(db.execute(db.prepare(INSERT_CART), ("c1", "A")))
+    assert [profile for profile, _ in session.calls] == [EXEC_PROFILE_DEFAULT] * 3
+    assert downgrades("insert", "carts") == before
+
+
+def test_a_replica_timeout_falls_back_only_after_the_retry_at_the_main_level() -> None:
+    timeout = WriteTimeout(
+        "timed out", consistency=ConsistencyLevel.LOCAL_QUORUM, write_type=WriteType.SIMPLE
+    )
+    session = FakeSession([timeout, timeout])
+    db = make_db(session)
+    asyncio.run(db.execute(db.prepare(INSERT_CART), ("c1", "A")))
+    assert [profile for profile, _ in session.calls] == [
+        EXEC_PROFILE_DEFAULT,
+        EXEC_PROFILE_DEFAULT,
+        PROFILE_FALLBACK_WRITE,
+    ]
+
+
+def test_a_read_timeout_falls_back_after_the_retry_too() -> None:
+    timeout = ReadTimeout("timed out", consistency=ConsistencyLevel.LOCAL_QUORUM)
+    session = FakeSession([timeout, timeout])
+    db = make_db(session)
+    asyncio.run(db.execute(db.prepare(SELECT_CART), ("c1",)))
+    assert [profile for profile, _ in session.calls] == [
+        PROFILE_READ,
+        PROFILE_READ,
+        PROFILE_FALLBACK_READ,
+    ]
+
+
+def test_a_lightweight_transaction_is_never_downgraded() -> None:
+    session = FakeSession([unavailable()])
+    db = make_db(session)
+    statement = db.prepare("INSERT INTO carts (cart_id) VALUES (?) IF NOT EXISTS")
+    with pytest.raises(DependencyUnavailable):
+        asyncio.run(db.execute(statement, ("c1",)))
+    assert {profile for profile, _ in session.calls} == {EXEC_PROFILE_DEFAULT}
+
+
+def test_a_fallback_that_is_not_weaker_is_no_fallback() -> None:
+    session = FakeSession([unavailable()])
+    db = make_db(session, cassandra_consistency="ONE", cassandra_fallback_consistency="LOCAL_ONE")
+    with pytest.raises(DependencyUnavailable):
+        asyncio.run(db.execute(db.prepare(INSERT_CART), ("c1", "A")))
+    assert {profile for profile, _ in session.calls} == {EXEC_PROFILE_DEFAULT}
+
+
+def test_the_consumer_write_path_rides_through_a_replica_loss(
+    dataset_rows: list[DatasetRow],
+) -> None:
+    session = FakeSession([unavailable()])
+    db = make_db(session)
+    writer = CassandraSaleWriter(db, concurrency=8)
+    events = [event_from_row(row) for row in dataset_rows[:3]]
+    asyncio.run(writer.write(events))
+    fallback_writes = [cql for profile, cql in session.calls if profile == PROFILE_FALLBACK_WRITE]
+    main_writes = [cql for profile, cql in session.calls if profile == EXEC_PROFILE_DEFAULT]
+    # 3 sale tables + the day index + one stock movement per one-line invoice.
+    assert len(fallback_writes) == len(main_writes) == 3 * 5
+    tables = {statement_kind(cql)[1] for cql in fallback_writes}
+    assert tables == {
+        "sales_by_branch_day",
+        "sales_by_invoice",
+        "sales_by_product_line_day",
+        "sale_days",
+        "stock_movements",
+    }
+
+
+def test_one_warning_per_burst_of_downgrades(caplog: pytest.LogCaptureFixture) -> None:
+    now = [0.0]
+    session = FakeSession([unavailable()])
+    db = make_db(session)
+    db._downgrade_warning = BurstWarning(quiet_s=60, clock=lambda: now[0])
+    statement = db.prepare(INSERT_CART)
+    with caplog.at_level(logging.WARNING, logger="checkout.storage"):
+        for _ in range(5):
+            asyncio.run(db.execute(statement, ("c1", "A")))
+            now[0] += 1
+        now[0] += 120
+        asyncio.run(db.execute(statement, ("c1", "A")))
+    warnings = [r.getMessage() for r in caplog.records if "cannot meet" in r.getMessage()]
+    assert len(warnings) == 2, warnings
+    assert "run at LOCAL_ONE" in warnings[0]
+    assert "the previous burst had 5" in warnings[1]
+
+
+def test_statement_kind_names_the_table() -> None:
+    assert statement_kind("INSERT INTO sales_by_invoice (a) VALUES (?)") == (
+        "insert",
+        "sales_by_invoice",
+    )
+    assert statement_kind("SELECT sum(delta) AS moved FROM stock_movements WHERE b = ?") == (
+        "select",
+        "stock_movements",
+    )
+    assert statement_kind("UPDATE checkout.carts SET x = 1") == ("update", "carts")
+    assert statement_kind("TRUNCATE carts") == ("other", "")
+
+
+@pytest.mark.parametrize(
+    ("main", "fallback", "expected"),
+    [
+        ("LOCAL_QUORUM", "LOCAL_ONE", "LOCAL_ONE"),
+        ("ALL", "QUORUM", "QUORUM"),
+        ("QUORUM", "ANY", "ANY"),
+        ("LOCAL_ONE", "LOCAL_ONE", None),
+        ("ONE", "LOCAL_QUORUM", None),
+        ("LOCAL_QUORUM", "", None),
+    ],
+)
+def test_fallback_level_is_weaker_or_none(main: str, fallback: str, expected: str | None) -> None:
+    assert fallback_level(main, fallback) == expected
+
+
+def test_reads_never_use_any() -> None:
+    settings = Settings(cassandra_consistency="QUORUM", cassandra_fallback_consistency="ANY")
+    assert levels(settings) == {False: ("QUORUM", "ANY"), True: ("QUORUM", "ONE")}

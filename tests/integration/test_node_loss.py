@@ -1,0 +1,260 @@
+"""Losing a Cassandra node: checkouts and replayed sales keep being stored, exactly once.
+
+One outage window for the whole module: `cassandra` is stopped on cass-a2 (Yangon, so the
+Yangon DC keeps one of its two replicas), the tests run, and the node is started again and
+waited for (UN in `nodetool status` and its CQL port) whatever happened.
+
+With RF 2 per DC, LOCAL_QUORUM in Yangon needs both replicas, so the Yangon API and
+consumer can only keep going by falling back to CHECKOUT_CASSANDRA_FALLBACK_CONSISTENCY
+(LOCAL_ONE); the other DCs write at LOCAL_QUORUM and leave hints for cass-a2.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from cassandra import ConsistencyLevel, Unavailable
+from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
+from cassandra.policies import FallthroughRetryPolicy, WhiteListRoundRobinPolicy
+from cassandra.query import SimpleStatement
+
+from .conftest import FIGURES
+from .lab import API_PORT, CQL_PORT, DATASET, INVOICE_NAMESPACE, Inventory, http, metric_samples, port_open, ssh
+
+DOWN_NODE = "cass-a2"
+PEER_NODE = "cass-a1"
+CHECKOUTS = 16
+REPLAY_ROWS = 60
+STORED_WITHIN_S = 30.0
+BACK_WITHIN_S = 150.0
+STORE_TZ = timedelta(hours=6, minutes=30)
+# Marks this module's checkouts among whatever else the lab sells meanwhile (a load test):
+# the rating is valid (0..10) but outside the dataset's 4..10.
+MARKER_RATING = "0.7"
+
+
+@dataclass
+class Outage:
+    down: str
+    peer: str
+    stopped_at: float
+    sold: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _status_of(peer: str, address: str) -> str | None:
+    """Two-letter state of `address` in `nodetool status` run on `peer` (UN, DN...)."""
+    result = ssh(peer, "nodetool status", timeout_s=60)
+    for line in result.stdout.splitlines():
+        match = re.match(r"^([UD][NLJM])\s+(\S+)\s", line)
+        if match and match.group(2) == address:
+            return match.group(1)
+    return None
+
+
+def _wait_status(peer: str, address: str, wanted: str, within_s: float) -> float:
+    started = time.perf_counter()
+    while True:
+        state = _status_of(peer, address)
+        if state == wanted:
+            return time.perf_counter() - started
+        if time.perf_counter() - started > within_s:
+            raise AssertionError(f"{address} is {state} on {peer}'s nodetool status, not {wanted}")
+        time.sleep(1)
+
+
+@pytest.fixture(scope="module")
+def outage(lab: Inventory) -> Iterator[Outage]:
+    down, peer = lab.address(DOWN_NODE), lab.address(PEER_NODE)
+    # Never take a second replica of a DC down: start only from a healthy DC.
+    _wait_status(peer, down, "UN", 30)
+    assert _status_of(peer, peer) == "UN"
+    began = time.perf_counter()
+    try:
+        stopped = ssh(down, "systemctl stop cassandra", timeout_s=120)
+        assert stopped.returncode == 0, stopped.stderr
+        FIGURES[f"{DOWN_NODE} seen DN by {PEER_NODE} (s after stop returned)"] = round(
+            _wait_status(peer, down, "DN", 60), 1
+        )
+        yield Outage(down, peer, time.time())
+    finally:
+        ssh(down, "systemctl start cassandra", timeout_s=120)
+        waited = _wait_status(peer, down, "UN", BACK_WITHIN_S)
+        deadline = time.perf_counter() + 60
+        while not port_open(down, CQL_PORT) and time.perf_counter() < deadline:
+            time.sleep(1)
+        assert port_open(down, CQL_PORT), f"{down}:{CQL_PORT} closed after the restart"
+        FIGURES[f"{DOWN_NODE} outage: down for / UN again after start (s)"] = (
+            f"{time.perf_counter() - began:.0f} / {waited:.0f}"
+        )
+
+
+def _session(address: str, level: int) -> tuple[Any, Any]:
+    """A session whose only coordinator is `address`, rethrowing every server error."""
+    profile = ExecutionProfile(
+        load_balancing_policy=WhiteListRoundRobinPolicy([address]),
+        retry_policy=FallthroughRetryPolicy(),
+        consistency_level=level,
+        request_timeout=15,
+    )
+    cluster = Cluster([address], port=CQL_PORT, execution_profiles={EXEC_PROFILE_DEFAULT: profile},
+                      connect_timeout=15, protocol_version=5)  # fmt: skip
+    return cluster, cluster.connect("checkout")
+
+
+# With cass-a2 down and cass-a1 coordinating: 5 of 6 replicas alive, 1 of 2 in Yangon.
+EXPECTED = {
+    "ANY": "ok",
+    "ONE": "ok",
+    "LOCAL_ONE": "ok",
+    "QUORUM": "ok",  # 4 of 6
+    "LOCAL_QUORUM": "Unavailable",  # 2 of 2 in Yangon
+    "EACH_QUORUM": "Unavailable",
+    "ALL": "Unavailable",
+}
+
+
+def test_each_consistency_level_with_a_yangon_replica_down(outage: Outage) -> None:
+    """A write at each level, no driver retry, no fallback: which succeed, which refuse."""
+    cluster, session = _session(outage.peer, ConsistencyLevel.LOCAL_ONE)
+    seen = {}
+    try:
+        for name in EXPECTED:
+            statement = SimpleStatement(
+                "INSERT INTO carts (cart_id, branch, status) VALUES (%s, 'A', 'probe') USING TTL 600",
+                consistency_level=ConsistencyLevel.name_to_value[name],
+            )
+            try:
+                session.execute(statement, (f"cl-probe-{name}-{uuid.uuid4()}",))
+                seen[name] = "ok"
+            except Unavailable as error:
+                seen[name] = "Unavailable"
+                assert error.consistency == ConsistencyLevel.name_to_value[name]
+                assert error.alive_replicas < error.required_replicas
+    finally:
+        cluster.shutdown()
+    FIGURES["write per consistency level, cass-a2 down (coordinator cass-a1)"] = seen
+    assert seen == EXPECTED
+
+
+def _checkout(api: str, products: list[dict[str, Any]], n: int) -> dict[str, Any]:
+    cart = http(api, "POST", "/carts", json_body={"branch": "A"})
+    assert cart.status == 201, cart.body
+    cart_id = cart.body["cart_id"]
+    lines = {products[(n * 37) % len(products)]["product_id"]: 1 + n % 3,
+             products[(n * 53 + 11) % len(products)]["product_id"]: 2}  # fmt: skip
+    for product_id, quantity in lines.items():
+        added = http(api, "POST", f"/carts/{cart_id}/items",
+                     json_body={"product_id": product_id, "quantity": quantity})  # fmt: skip
+        assert added.status == 200, added.body
+    key = str(uuid.uuid4())
+    request = {"payment": "Cash", "customer_type": "Normal", "rating": MARKER_RATING}
+    path = f"/carts/{cart_id}/checkout"
+    reply = http(api, "POST", path, json_body=request, headers={"Idempotency-Key": key})
+    assert reply.status == 201, f"checkout {n} with {DOWN_NODE} down: HTTP {reply.status} {reply.body}"
+    receipt = reply.body
+    assert receipt["invoice_id"] == str(uuid.uuid5(uuid.UUID(INVOICE_NAMESPACE), key))
+    if n % 4 == 0:  # a client retry: same answer, nothing new sold
+        again = http(api, "POST", path, json_body=request, headers={"Idempotency-Key": key})
+        assert again.status == 201 and again.body == receipt, again.body
+    return {"receipt": receipt, "lines": lines, "elapsed_s": reply.elapsed_s}
+
+
+def _downgrades(api: str, port: int) -> float:
+    reply = http(api, "GET", "/metrics", port=port)
+    text = reply.body if isinstance(reply.body, str) else ""
+    return sum(v for _, v in metric_samples(text, "checkout_cassandra_consistency_downgrades_total"))
+
+
+def _wait_rows(session: Any, statement: Any, keys: list[tuple[Any, ...]], expected: int) -> list[Any]:
+    deadline = time.perf_counter() + STORED_WITHIN_S
+    while True:
+        rows = [row for key in keys for row in session.execute(statement, key)]
+        if len(rows) >= expected or time.perf_counter() > deadline:
+            return rows
+        time.sleep(0.5)
+
+
+def test_checkouts_and_replay_during_the_outage_are_stored_exactly_once(
+    lab: Inventory, dc_sessions: dict[str, Any], outage: Outage
+) -> None:
+    api = lab.address(lab.app_host_of("Yangon"))
+    products = http(api, "GET", "/products").body
+    before = _downgrades(api, API_PORT)
+    window_start = datetime.now(UTC) - timedelta(seconds=1)
+    sold = [_checkout(api, products, n) for n in range(CHECKOUTS)]
+    window_end = datetime.now(UTC) + timedelta(seconds=1)
+    latencies = sorted(s["elapsed_s"] * 1000 for s in sold)
+    FIGURES[f"{CHECKOUTS} checkouts on app-a with {DOWN_NODE} down: p50 / max (ms)"] = (
+        f"{latencies[len(latencies) // 2]:.0f} / {latencies[-1]:.0f}"
+    )
+    downgraded = _downgrades(api, API_PORT) - before
+    FIGURES["app-a API statements downgraded LOCAL_QUORUM -> LOCAL_ONE during them"] = downgraded
+    assert downgraded > 0, "the Yangon API met LOCAL_QUORUM with a Yangon replica down?"
+
+    # A slice of the dataset, replayed through Kafka into the consumers during the outage.
+    with DATASET.open(newline="", encoding="utf-8") as handle:
+        slice_invoices = sorted(row["Invoice ID"] for row in list(csv.DictReader(handle))[:REPLAY_ROWS])
+    replay_started_us = int(time.time() * 1_000_000)
+    replayed = ssh(
+        api,
+        "set -e; csv=$(ls /opt/checkout/venv/lib/python3*/site-packages/checkout/data/supermarket_sales.csv); "
+        f'head -n {REPLAY_ROWS + 1} "$csv" > /tmp/node-loss-slice.csv; '
+        "checkout-replay --csv /tmp/node-loss-slice.csv --batch-size 10",
+        timeout_s=120,
+    )
+    assert replayed.returncode == 0, f"{replayed.stdout}\n{replayed.stderr}"
+    assert f"sent {REPLAY_ROWS} events" in replayed.stdout, replayed.stdout
+
+    ours = {s["receipt"]["invoice_id"]: s for s in sold}
+    lines_total = sum(len(s["lines"]) for s in sold)
+    for dc, session in dc_sessions.items():
+        by_invoice = session.prepare("SELECT invoice_id, line_no, rating, WRITETIME(total) AS written "
+                                     "FROM sales_by_invoice WHERE invoice_id = ?")  # fmt: skip
+        rows = _wait_rows(session, by_invoice, [(i,) for i in ours], lines_total)
+        per_invoice: dict[str, list[int]] = {}
+        for row in rows:
+            per_invoice.setdefault(row.invoice_id, []).append(row.line_no)
+        for invoice_id, s in ours.items():
+            wanted = list(range(1, len(s["lines"]) + 1))
+            assert sorted(per_invoice.get(invoice_id, [])) == wanted, f"DC {dc}: invoice {invoice_id}"
+
+        # No other invoice carries this module's marker in the window, and none twice.
+        days = sorted({(window_start + STORE_TZ).date(), (window_end + STORE_TZ).date()})
+        branch_day = session.prepare("SELECT invoice_id, line_no, rating FROM sales_by_branch_day "
+                                     "WHERE branch = 'A' AND day = ? AND sold_at >= ? AND sold_at <= ?")  # fmt: skip
+        window = [r for day in days for r in session.execute(branch_day, (day, window_start, window_end))
+                  if str(r.rating) == MARKER_RATING]  # fmt: skip
+        assert {r.invoice_id for r in window} == set(ours), f"DC {dc}: invoices in the window"
+        assert len(window) == lines_total, f"DC {dc}: {len(window)} rows for {lines_total} lines"
+
+        # Stock moved once per line: one movement row per (branch, product, invoice).
+        moves = session.prepare("SELECT delta FROM stock_movements WHERE branch = 'A' AND product_id = ? "
+                                "AND invoice_id = ?")  # fmt: skip
+        for invoice_id, s in ours.items():
+            for product_id, quantity in s["lines"].items():
+                deltas = [r.delta for r in session.execute(moves, (product_id, invoice_id))]
+                assert deltas == [-quantity], f"DC {dc}: stock of {product_id} for {invoice_id}: {deltas}"
+
+        # The replayed slice: rewritten by this replay, one row each.
+        replay_rows = _wait_rows(session, by_invoice, [(i,) for i in slice_invoices], REPLAY_ROWS)
+        deadline = time.perf_counter() + STORED_WITHIN_S
+        while sum(r.written >= replay_started_us for r in replay_rows) < REPLAY_ROWS:
+            if time.perf_counter() > deadline:
+                break
+            time.sleep(1)
+            replay_rows = [row for i in slice_invoices for row in session.execute(by_invoice, (i,))]
+        assert sorted(r.invoice_id for r in replay_rows) == slice_invoices, f"DC {dc}: replayed slice"
+        fresh = sum(r.written >= replay_started_us for r in replay_rows)
+        assert fresh == REPLAY_ROWS, f"DC {dc}: {fresh} of {REPLAY_ROWS} replayed sales rewritten"
+    FIGURES[f"stored exactly once in 3 DCs with {DOWN_NODE} down"] = (
+        f"{len(ours)} checkouts ({lines_total} lines), {REPLAY_ROWS} replayed sales"
+    )
+    outage.sold.extend(sold)
