@@ -20,6 +20,8 @@ from importlib import resources
 from string import Template
 from typing import Any
 
+from cassandra import OperationTimedOut
+
 from checkout.config import Settings, get_settings
 from checkout.cql import (
     CART_TTL_SECONDS,
@@ -102,6 +104,24 @@ def _live_replication(session: Any, keyspace: str) -> dict[str, int] | None:
     return {dc: int(rf) for dc, rf in options.items()}
 
 
+# Schema changes wait for every node to agree; on a busy new cluster that takes far longer
+# than a query. Every statement is IF NOT EXISTS or an idempotent insert, so a timed-out
+# one is simply sent again.
+DDL_TIMEOUT_S = 120.0
+DDL_ATTEMPTS = 3
+
+
+def _execute(session: Any, stmt: str, params: tuple[Any, ...] | None = None) -> Any:
+    for attempt in range(1, DDL_ATTEMPTS + 1):
+        try:
+            return session.execute(stmt, params, timeout=DDL_TIMEOUT_S)
+        except OperationTimedOut:
+            if attempt == DDL_ATTEMPTS:
+                raise
+            log.warning("schema statement timed out (attempt %d), sending it again", attempt)
+    return None
+
+
 def apply(settings: Settings, replication: dict[str, int]) -> list[str]:
     """Apply pending schema files; return what was done, one line per action."""
     keyspace = settings.cassandra_keyspace
@@ -111,10 +131,11 @@ def apply(settings: Settings, replication: dict[str, int]) -> list[str]:
     try:
         live = _live_replication(session, keyspace)
         for stmt in statements(files[0].text):
-            session.execute(stmt)
+            _execute(session, stmt)
         if live is not None and live != replication:
-            session.execute(
-                f"ALTER KEYSPACE {keyspace} WITH replication = {replication_cql(replication)}"
+            _execute(
+                session,
+                f"ALTER KEYSPACE {keyspace} WITH replication = {replication_cql(replication)}",
             )
             done.append(
                 f"altered {keyspace} replication {live} -> {replication}; "
@@ -122,7 +143,7 @@ def apply(settings: Settings, replication: dict[str, int]) -> list[str]:
             )
         applied = {
             row.version: row.checksum
-            for row in session.execute(f"SELECT version, checksum FROM {keyspace}.schema_version")
+            for row in _execute(session, f"SELECT version, checksum FROM {keyspace}.schema_version")
         }
         for schema_file in files:
             if schema_file.version in applied:
@@ -134,8 +155,9 @@ def apply(settings: Settings, replication: dict[str, int]) -> list[str]:
                 continue
             if schema_file is not files[0]:
                 for stmt in statements(schema_file.text):
-                    session.execute(stmt)
-            session.execute(
+                    _execute(session, stmt)
+            _execute(
+                session,
                 f"INSERT INTO {keyspace}.schema_version (version, name, checksum, applied_at) "
                 "VALUES (%s, %s, %s, %s)",
                 (schema_file.version, schema_file.name, schema_file.checksum, datetime.now(UTC)),
