@@ -27,7 +27,7 @@ def consumer_lag(bootstrap: list[str], group: str = CONSUMER_GROUP, topic: str =
         partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
         if not partitions:
             raise RuntimeError(f"topic {topic} not found on {bootstrap}")
-        committed = admin.list_consumer_group_offsets(group, partitions=partitions)
+        committed = admin.list_group_offsets({group: partitions})[group]
         ends = consumer.end_offsets(partitions)
         # A partition the group never committed counts from its start.
         return sum(ends[tp] - max(committed[tp].offset if tp in committed else 0, 0) for tp in partitions)
