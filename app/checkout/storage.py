@@ -317,10 +317,11 @@ class Cassandra:
             try:
                 try:
                     return await self._run(statement, params)
-                except (Unavailable, ReadTimeout, WriteTimeout) as error:
-                    if not self._may_fall_back(statement, error, attempt):
+                except (Unavailable, ReadTimeout, WriteTimeout, NoHostAvailable) as error:
+                    cause = _level_not_met(error)
+                    if cause is None or not self._may_fall_back(statement, cause, attempt):
                         raise
-                    self._note_downgrade(statement, error)
+                    self._note_downgrade(statement, cause)
                     return await self._run(statement, params, fallback=True)
             except _TRANSIENT as error:
                 if attempt == attempts:
@@ -362,6 +363,23 @@ class Cassandra:
 
     def close(self) -> None:
         self._cluster.shutdown()
+
+
+def _level_not_met(error: BaseException) -> Exception | None:
+    """The replica-side failure behind `error`, if that is what it is.
+
+    The driver's default retry policy retries an Unavailable once on the next host of the
+    query plan; when the plan has no other host (the local DC's only other node is the
+    one down) the error arrives as NoHostAvailable holding one Unavailable per host."""
+    replica_side = (Unavailable, ReadTimeout, WriteTimeout)
+    causes: list[BaseException] = [error]
+    if isinstance(error, NoHostAvailable):
+        causes = list((error.errors or {}).values())
+    found = [cause for cause in causes if isinstance(cause, replica_side)]
+    if found and len(found) == len(causes):
+        first: Exception = found[0]
+        return first
+    return None
 
 
 def _bridge(response_future: Any) -> asyncio.Future[list[Any]]:

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from cassandra import ConsistencyLevel, ReadTimeout, Unavailable, WriteTimeout, WriteType
-from cassandra.cluster import EXEC_PROFILE_DEFAULT
+from cassandra.cluster import EXEC_PROFILE_DEFAULT, NoHostAvailable
 from prometheus_client import REGISTRY
 
 from checkout.config import Settings
@@ -121,6 +121,29 @@ def test_a_write_the_main_level_cannot_meet_is_rerun_at_the_fallback_level() -> 
     # The level is the profile's: the statement carries none of its own.
     assert statement.consistency_level is None
     assert statement.is_idempotent is True
+
+
+def test_unavailable_wrapped_by_the_driver_retry_falls_back_too() -> None:
+    # The driver retries Unavailable on the next host; with none left it raises this.
+    exhausted = NoHostAvailable(
+        "Unable to complete the operation", {"10.0.0.1:9042": unavailable()}
+    )
+    session = FakeSession([exhausted])
+    db = make_db(session)
+    asyncio.run(db.execute(db.prepare(INSERT_CART), ("c1", "A")))
+    assert [profile for profile, _ in session.calls] == [
+        EXEC_PROFILE_DEFAULT,
+        PROFILE_FALLBACK_WRITE,
+    ]
+
+
+def test_no_host_at_all_is_not_a_reason_to_lower_the_level() -> None:
+    refused = NoHostAvailable("Unable to connect", {"10.0.0.1:9042": ConnectionRefusedError()})
+    session = FakeSession([refused])
+    db = make_db(session)
+    with pytest.raises(DependencyUnavailable):
+        asyncio.run(db.execute(db.prepare(INSERT_CART), ("c1", "A")))
+    assert {profile for profile, _ in session.calls} == {EXEC_PROFILE_DEFAULT}
 
 
 def test_a_read_falls_back_to_the_read_fallback_profile() -> None:
