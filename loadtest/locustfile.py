@@ -155,7 +155,7 @@ class Shopper(FastHttpUser):
 
     def _pay(self, cart_id: str, body: dict[str, str]) -> None:
         headers = {"Idempotency-Key": str(uuid.uuid4())}
-        for _ in range(CHECKOUT_ATTEMPTS):
+        for attempt in range(1, CHECKOUT_ATTEMPTS + 1):
             with self.client.post(
                 f"/carts/{cart_id}/checkout", json=body, headers=headers,
                 name="POST /carts/{id}/checkout", catch_response=True,
@@ -166,7 +166,7 @@ class Shopper(FastHttpUser):
                 if reply.status_code == 402:
                     reply.success()
                     return
-                if reply.status_code != 504:
+                if reply.status_code != 504 or attempt == CHECKOUT_ATTEMPTS:
                     reply.failure(f"{reply.status_code}: {(reply.text or '')[:200]}")
                     return
                 reply.success()

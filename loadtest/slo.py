@@ -36,17 +36,19 @@ class Check:
     target: str
     measured: str
     passed: bool
+    # Correctness under load, as opposed to speed: what the "functional" gate enforces.
+    functional: bool = False
 
 
 def judge(slo: Slo, result: RunResult, lag_s: float | None, stored: StoredSales) -> list[Check]:
     checkout, total = result.checkout, result.total
     if checkout is None or total is None:
-        return [Check("checkouts were made", "> 0", "none", False)]
+        return [Check("checkouts were made", "> 0", "none", False, True)]
     low, high = slo.rate * (1 - slo.rate_tolerance), slo.rate * (1 + slo.rate_tolerance)
     sale_problems = len(stored.missing) + len(stored.duplicated) + len(stored.unexpected)
     return [
         Check("checkout rate", f"{low:.1f}-{high:.1f}/s", f"{checkout.rate:.1f}/s", low <= checkout.rate <= high),
-        Check("failed requests", "0", f"{total.failures} of {total.requests}", total.failures == 0),
+        Check("failed requests", "0", f"{total.failures} of {total.requests}", total.failures == 0, True),
         Check("checkout p95", f"<= {slo.p95_ms:.0f} ms", f"{checkout.p95_ms:.0f} ms", checkout.p95_ms <= slo.p95_ms),
         Check("checkout p99", f"<= {slo.p99_ms:.0f} ms", f"{checkout.p99_ms:.0f} ms", checkout.p99_ms <= slo.p99_ms),
         Check(
@@ -55,17 +57,23 @@ def judge(slo: Slo, result: RunResult, lag_s: float | None, stored: StoredSales)
             "not within 120 s" if lag_s is None else f"{lag_s:.1f} s",
             lag_s is not None and lag_s <= slo.lag_zero_within_s,
         ),
+        Check("consumer caught up", "lag 0", "not within 120 s" if lag_s is None else "yes", lag_s is not None, True),
         Check(
             "acknowledged = stored",
             f"{stored.acked} sales",
             f"{stored.found} found, {len(stored.missing)} missing, {len(stored.duplicated)} duplicated, "
             f"{len(stored.unexpected)} unexpected",
             sale_problems == 0 and stored.found == stored.acked,
+            True,
         ),
     ]
 
 
-def render(result: RunResult, checks: list[Check]) -> str:
+def gate_passed(checks: list[Check], gate: str) -> bool:
+    return all(c.passed for c in checks if gate == "all" or c.functional)
+
+
+def render(result: RunResult, checks: list[Check], gate: str = "all") -> str:
     lines = [f"Locust run {result.directory} ({result.started:%Y-%m-%d %H:%M:%S} UTC)", ""]
     lines.append(
         f"{'endpoint':<40} {'requests':>9} {'fail':>5} {'rate/s':>7} {'p50':>6} {'p95':>6} {'p99':>6} {'max':>7}"
@@ -82,6 +90,9 @@ def render(result: RunResult, checks: list[Check]) -> str:
         )
     verdict = "PASS" if all(c.passed for c in checks) else "FAIL"
     lines += ["", f"SLO {verdict}: {sum(c.passed for c in checks)} of {len(checks)} objectives met"]
+    if gate == "functional":
+        functional = "PASS" if gate_passed(checks, gate) else "FAIL"
+        lines.append(f"Gate: functional objectives only ({functional}); speed figures are reported, not enforced")
     return "\n".join(lines)
 
 
@@ -108,6 +119,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=Slo.rate, help="checkout operations per second")
     parser.add_argument("--hold-s", type=float, default=300.0, help="seconds at the rate (after a 10 s ramp)")
     parser.add_argument("--processes", type=int, default=1, help="Locust worker processes")
+    parser.add_argument(
+        "--gate",
+        choices=("all", "functional"),
+        default="all",
+        help="which objectives decide the exit code: all, or only correctness under load (no failed "
+        "request, every acknowledged sale stored once, the writer caught up), for shared CI machines",
+    )
     args = parser.parse_args(argv)
     slo = Slo(rate=args.rate)
     try:
@@ -118,8 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     except (InventoryError, RuntimeError) as error:
         print(f"SLO run failed: {error}", file=sys.stderr)
         return 2
-    print(render(result, checks))
-    return 0 if all(c.passed for c in checks) else 1
+    print(render(result, checks, args.gate))
+    return 0 if gate_passed(checks, args.gate) else 1
 
 
 if __name__ == "__main__":
