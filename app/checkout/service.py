@@ -276,8 +276,9 @@ class CheckoutService:
         levels: dict[str, StockLevel] = {}
         try:
             await self.stock.record(movements_for_sale(event))
-            for line in event.lines:
-                levels[line.product_id] = await self.stock.level(event.branch, line.product_id)
+            products = [line.product_id for line in event.lines]
+            found = await asyncio.gather(*(self.stock.level(event.branch, p) for p in products))
+            levels = dict(zip(products, found, strict=True))
         except DependencyUnavailable as error:
             # The sale is durable in Kafka and the consumer writes the same movements.
             log.warning(
