@@ -48,6 +48,7 @@ from checkout.service import CheckoutService, PaymentTimedOut, SaleNotRecorded
 from checkout.storage import (
     Cassandra,
     CassandraCartStore,
+    CassandraChargeLedger,
     CassandraIdempotencyStore,
     CassandraStockLedger,
 )
@@ -326,6 +327,7 @@ def build_dependencies(settings: Settings) -> AppDependencies:
         decline_rate=settings.payment_decline_rate,
         timeout_rate=settings.payment_timeout_rate,
         hang_s=settings.payment_timeout_s * 3,
+        ledger=CassandraChargeLedger(db),
     )
     service = CheckoutService(
         catalog=default_catalog(),

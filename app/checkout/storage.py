@@ -18,6 +18,8 @@ import logging
 import re
 import time
 from collections.abc import Coroutine, Iterable, Sequence
+from datetime import UTC
+from decimal import Decimal
 from types import MappingProxyType
 from typing import Any
 
@@ -37,22 +39,34 @@ from cassandra.policies import (
     DCAwareRoundRobinPolicy,
     TokenAwarePolicy,
 )
+from cassandra.protocol import ErrorMessage
 from cassandra.query import PreparedStatement
 
 from checkout import metrics
 from checkout.cart import Cart, CartStatus
 from checkout.config import Settings
 from checkout.cql import SALES_TTL_SECONDS
-from checkout.domain import Branch
+from checkout.domain import Branch, PaymentMethod
 from checkout.errors import DependencyUnavailable, RequestRejected
 from checkout.events import SALE_COLUMNS, SaleEvent, sale_rows
 from checkout.idempotency import IdempotencyRecord, IdempotencyStatus
 from checkout.inventory import StockLevel, StockMovement, movements_for_sale
+from checkout.payments import ChargeOutcome, ChargeRequest, ChargeResult, StoredCharge
 
 log = logging.getLogger(__name__)
 
+# Protocol v5 CAS_WRITE_UNKNOWN, which driver 3.30 raises as a bare ErrorMessage.
+_CAS_WRITE_UNKNOWN = 0x1700
+
+
+class CasOutcomeUnknown(Exception):
+    """A lightweight transaction's proposal reached some replicas but not a quorum: it
+    may still win. Running it again makes Paxos finish it and answer with the outcome."""
+
+
 # Worth another try on another replica: the node was slow, down or overloaded.
 _TRANSIENT = (
+    CasOutcomeUnknown,
     OperationTimedOut,
     ReadTimeout,
     WriteTimeout,
@@ -261,9 +275,14 @@ class Cassandra:
         self, statement: PreparedStatement, params: Sequence[Any], *, fallback: bool = False
     ) -> list[Any]:
         profile = self._profile(statement, fallback=fallback)
-        return await _bridge(
-            self._session.execute_async(statement, params, execution_profile=profile)
-        )
+        try:
+            return await _bridge(
+                self._session.execute_async(statement, params, execution_profile=profile)
+            )
+        except ErrorMessage as error:
+            if getattr(error, "code", None) == _CAS_WRITE_UNKNOWN:
+                raise CasOutcomeUnknown(str(error)) from error
+            raise
 
     def _may_fall_back(self, statement: PreparedStatement, error: Exception, attempt: int) -> bool:
         """Unavailable at once (the coordinator knows the replicas are down); a replica
@@ -277,9 +296,18 @@ class Cassandra:
             return True
         return isinstance(error, ReadTimeout | WriteTimeout) and attempt > 1
 
+    @property
+    def write_fallback(self) -> str | None:
+        return self._levels[False][1]
+
     def _note_downgrade(self, statement: PreparedStatement, error: Exception) -> None:
         main, fallback = self._levels[_is_read(statement)]
         kind, table = statement_kind(statement.query_string)
+        self.note_downgrade(kind, table, main, str(fallback), error)
+
+    def note_downgrade(
+        self, kind: str, table: str, main: str, fallback: str, error: Exception
+    ) -> None:
         metrics.CASSANDRA_DOWNGRADES.labels(kind, table, main, fallback).inc()
         previous = self._downgrade_warning.note()
         if previous is not None:
@@ -296,7 +324,9 @@ class Cassandra:
                 previous,
             )
 
-    async def execute(self, statement: PreparedStatement, params: Sequence[Any]) -> list[Any]:
+    async def execute(
+        self, statement: PreparedStatement, params: Sequence[Any], *, attempts: int | None = None
+    ) -> list[Any]:
         """Run one statement, retrying transient failures with backoff.
 
         When the main consistency level cannot be met (Unavailable, or a replica timeout
@@ -312,7 +342,7 @@ class Cassandra:
         Returns the first page of rows: every async query here reads one partition of a
         handful of rows; bulk reads (analytics) page synchronously instead.
         """
-        attempts = self._settings.cassandra_write_attempts
+        attempts = attempts or self._settings.cassandra_write_attempts
         for attempt in range(1, attempts + 1):
             try:
                 try:
@@ -482,6 +512,95 @@ class CassandraIdempotencyStore:
                 record.response_body,
             ),
         )
+
+
+_CHARGE_COLUMNS = "key, amount, method, reference, charge_id, outcome, decided_at, reason"
+
+
+class CassandraChargeLedger:
+    """The sandbox gateway's charges (payments.ChargeLedger), shared by every API node.
+
+    A charge is claimed with INSERT ... IF NOT EXISTS. The race it settles is real: a
+    client that gives up on a slow checkout and retries the key on another API node makes
+    two gateways decide the same key at once; without the claim both answers would stand,
+    with two approval times, i.e. two sale events with different sold_at for one invoice
+    (a duplicate sale in the time-keyed tables). With it, the second claim finds the first
+    and answers with it. The cost is one Paxos round per charge, next to an ~80 ms
+    gateway call.
+
+    Serial level SERIAL, not LOCAL_SERIAL: the retry that races is typically sent to
+    another region's API (tests/integration/test_app_checkout.py does exactly that), and
+    LOCAL_SERIAL runs an independent Paxos per DC, so both regions' claims would win. A
+    SERIAL quorum (4 of the lab's 6 replicas) also survives one node down, where
+    LOCAL_SERIAL with RF 2 would not; the price is cross-region round trips per charge.
+
+    A claim that times out (contention, a slow replica) is tried once more: Paxos then
+    finishes the other proposal and answers with the charge that stands. When no serial
+    quorum is alive (Unavailable) the ledger reads the key and, if nothing is there,
+    writes the charge with a plain upsert (counted as a downgrade from SERIAL): during
+    such an outage the cross-node race is open again, last write wins; availability is
+    chosen over that corner case.
+    """
+
+    def __init__(self, db: Cassandra) -> None:
+        self._db = db
+        columns = _CHARGE_COLUMNS
+        markers = ", ".join("?" for _ in columns.split(", "))
+        self._get = db.prepare(f"SELECT {columns} FROM sandbox_charges WHERE key = ?")
+        insert = f"INSERT INTO sandbox_charges ({columns}) VALUES ({markers})"
+        self._claim = db.prepare(f"{insert} IF NOT EXISTS")
+        self._claim.serial_consistency_level = ConsistencyLevel.SERIAL
+        self._put = db.prepare(insert)
+        self._void = db.prepare("DELETE FROM sandbox_charges WHERE key = ?")
+
+    async def get(self, key: str) -> StoredCharge | None:
+        rows = await self._db.execute(self._get, (key,))
+        return _stored_charge(rows[0]) if rows else None
+
+    async def claim(self, charge: StoredCharge) -> StoredCharge:
+        params = _charge_params(charge)
+        try:
+            rows = await self._db.execute(self._claim, params, attempts=2)
+        except DependencyUnavailable as error:
+            driver_error = error.__cause__
+            cause = _level_not_met(driver_error) if isinstance(driver_error, Exception) else None
+            fallback = self._db.write_fallback
+            if not isinstance(cause, Unavailable) or fallback is None:
+                raise
+            known = await self.get(charge.request.key)
+            if known is not None:
+                return known
+            self._db.note_downgrade("insert", "sandbox_charges", "SERIAL", fallback, cause)
+            await self._db.execute(self._put, params)
+            return charge
+        applied = rows[0][0]
+        return charge if applied else _stored_charge(rows[0])
+
+    async def void(self, key: str) -> None:
+        await self._db.execute(self._void, (key,))
+
+
+def _charge_params(charge: StoredCharge) -> tuple[Any, ...]:
+    request, result = charge.request, charge.result
+    return (
+        request.key,
+        request.amount,
+        request.method.value,
+        request.reference,
+        result.charge_id,
+        result.outcome.value,
+        result.decided_at,
+        result.reason,
+    )
+
+
+def _stored_charge(row: Any) -> StoredCharge:
+    # The driver returns timestamps as naive UTC datetimes.
+    decided_at = row.decided_at.replace(tzinfo=UTC)
+    return StoredCharge(
+        ChargeRequest(row.key, Decimal(row.amount), PaymentMethod(row.method), row.reference),
+        ChargeResult(row.charge_id, ChargeOutcome(row.outcome), decided_at, row.reason),
+    )
 
 
 class CassandraStockLedger:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -162,3 +164,50 @@ def test_retried_checkout_returns_the_same_invoice(lab: Inventory, dc_sessions: 
     for dc, session in dc_sessions.items():
         rows, _ = _wait_for_rows(session, receipt["invoice_id"], 2)
         assert sorted(row.line_no for row in rows) == [1, 2], f"DC {dc}: {rows}"
+
+
+def test_one_key_sent_to_two_api_nodes_at_once_is_one_charge_and_one_sale(
+    lab: Inventory, dc_sessions: dict[str, Any]
+) -> None:
+    """The same checkout (key K) on app-a and app-b concurrently: the sandbox gateway's
+    charges live in Cassandra (sandbox_charges, claimed with IF NOT EXISTS), so both
+    nodes answer with one charge, one approval time, hence one sale event."""
+    api_a, api_b = (lab.address(lab.app_host_of(region)) for region in ("Yangon", "Mandalay"))
+    for _ in range(3):  # a card may be declined (3%): then try with a new key
+        products = _ok(http(api_a, "GET", "/products"))
+        cart = _ok(http(api_a, "POST", "/carts", json_body={"branch": "A"}), 201)
+        for quantity, product in enumerate([products[3], products[int(time.time_ns()) % len(products)]], 1):
+            _ok(http(api_a, "POST", f"/carts/{cart['cart_id']}/items",
+                     json_body={"product_id": product["product_id"], "quantity": quantity}))  # fmt: skip
+        key = str(uuid.uuid4())
+        path = f"/carts/{cart['cart_id']}/checkout"
+        body = {"payment": "Credit card", "customer_type": "Member", "gender": "Male", "rating": 7.0}
+        with ThreadPoolExecutor(2) as pool:
+            sent = [pool.submit(http, api, "POST", path, json_body=body, headers={"Idempotency-Key": key})
+                    for api in (api_a, api_b)]  # fmt: skip
+            replies = [future.result() for future in sent]
+        if {r.status for r in replies} != {402}:
+            break
+    a, b = replies
+    assert a.status == 201 and b.status == 201, (a.status, a.body, b.status, b.body)
+    for field in ("invoice_id", "charge_id", "sold_at", "total"):
+        assert a.body[field] == b.body[field], field
+    # A retry later, on the other node, gets the same receipt.
+    later = http(api_b, "POST", path, json_body=body, headers={"Idempotency-Key": key})
+    assert later.status == 201 and later.body["charge_id"] == a.body["charge_id"], later.body
+
+    invoice_id = a.body["invoice_id"]
+    for dc, session in dc_sessions.items():
+        rows, _ = _wait_for_rows(session, invoice_id, 2)
+        assert sorted(row.line_no for row in rows) == [1, 2], f"DC {dc}: {rows}"
+        sold = list(session.execute("SELECT day, sold_at FROM sales_by_invoice WHERE invoice_id = %s", (invoice_id,)))
+        assert len({(row.day, row.sold_at) for row in sold}) == 1, f"DC {dc}: two approval times"
+        around = (sold[0].sold_at - timedelta(minutes=1), sold[0].sold_at + timedelta(minutes=1))
+        by_day = [r for r in session.execute(
+            "SELECT invoice_id FROM sales_by_branch_day WHERE branch = 'A' AND day = %s AND sold_at >= %s "
+            "AND sold_at <= %s", (sold[0].day, *around),
+        ) if r.invoice_id == invoice_id]  # fmt: skip
+        assert len(by_day) == 2, f"DC {dc}: {len(by_day)} rows of {invoice_id} in sales_by_branch_day"
+    charges = list(dc_sessions["Yangon"].execute("SELECT charge_id FROM sandbox_charges WHERE key = %s", (key,)))
+    assert [c.charge_id for c in charges] == [a.body["charge_id"]]
+    FIGURES["one key on app-a and app-b at once: status, charge"] = f"{a.status}/{b.status}, {a.body['charge_id']}"

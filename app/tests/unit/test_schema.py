@@ -18,7 +18,7 @@ def test_replication_spec() -> None:
 
 def test_files_render_in_order_with_every_placeholder_filled() -> None:
     files = schema_files("checkout_lab", REPLICATION)
-    assert [f.version for f in files] == [1, 2, 3, 4]
+    assert [f.version for f in files] == [1, 2, 3, 4, 5]
     for schema_file in files:
         assert "${" not in schema_file.text
         for stmt in statements(schema_file.text):
