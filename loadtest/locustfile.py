@@ -8,8 +8,10 @@ Each user is one till at one branch (branches weighted as in the dataset) and ta
 its region's API (`--branch-hosts A=http://...,B=...`; without it, to `--host`). One
 task is one checkout operation: create a cart, add 1 to 5 products, sometimes put one
 back, pay. The answers of the API's contract count as successes: 201 sold, 402 declined
-(a shopper's card, not a fault), and 504 payment timeout, which the till retries with the
-same Idempotency-Key as the API asks. Anything else is a failure.
+(a shopper's card, not a fault), and 504 (payment timed out) or 503 (retry after the
+Retry-After delay), after which the till sends the checkout again with the same
+Idempotency-Key, as the API asks, up to 5 times. Anything else, or a fifth 503/504, is a
+failure.
 
 Every acknowledged sale's invoice id is appended to `--acked-dir`, one file per Locust
 process, so the SLO check can find each of them in Cassandra.
@@ -26,6 +28,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import gevent
 from locust import FastHttpUser, constant_throughput, events, task
 from locust.env import Environment
 
@@ -34,8 +37,10 @@ from loadtest import shapes, shopper
 SALES = shopper.load_sales()
 SALES_BY_BRANCH = shopper.by_branch(SALES)
 BRANCH_WEIGHTS = shopper.branch_weights(SALES)
-# A payment that timed out is retried with the same key at most this many times.
-CHECKOUT_ATTEMPTS = 3
+# Answers after which the API asks for the same checkout again with the same key: 504
+# (payment timed out, nothing charged) and 503 (a dependency failed, Retry-After given).
+RETRY_STATUSES = frozenset({503, 504})
+CHECKOUT_ATTEMPTS = 5
 
 _catalog: dict[shopper.ProductKey, str] = {}
 _acked: list[str] = []
@@ -166,7 +171,9 @@ class Shopper(FastHttpUser):
                 if reply.status_code == 402:
                     reply.success()
                     return
-                if reply.status_code != 504 or attempt == CHECKOUT_ATTEMPTS:
+                if reply.status_code not in RETRY_STATUSES or attempt == CHECKOUT_ATTEMPTS:
                     reply.failure(f"{reply.status_code}: {(reply.text or '')[:200]}")
                     return
                 reply.success()
+                retry_after = float(reply.headers.get("Retry-After") or 0)
+            gevent.sleep(min(retry_after, 5.0))
