@@ -1,12 +1,13 @@
-"""How far past 50 checkouts/s the platform goes, and how that compares with the raw parts.
+"""How far the platform goes past (or short of) 50 checkouts/s, next to the raw parts.
 
-    ./lab bench [--rates 50,100,200,400,800,1600] [--hold-s 60] [--processes 2]
+    ./lab bench [--rates 5,10,20,50,100,...] [--hold-s 60] [--processes 2] [--all]
 
 Steps the offered checkout rate (each step a headless Locust run judged by the same SLO
 as the deploy validation, at that step's rate), records the lab's CPU and memory at each
-step, stops after the first step that misses the SLO, then measures raw Cassandra writes
-of the sale row shape and Kafka's producer perf test, and writes the figures, a chart and
-the machine's facts to loadtest/results/<date>-<host>.{md,json,png}. Prints as it goes.
+step, stops once the pipeline saturates (completes under 90 % of the offered rate), then
+measures raw Cassandra writes of the sale row shape and Kafka's producer perf test, and
+writes the figures, a chart and the machine's facts to
+loadtest/results/<date>-<host>.{md,json,png}. Prints as it goes.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ from loadtest.targets import LAB_INVENTORY, REPO, Targets, from_inventory
 RESULTS = REPO / "loadtest" / "results"
 ROWS_METRIC = "checkout_consumer_rows_written_total"
 CONSUMER_METRICS_PORT = 8081
+# A step whose achieved rate is below this share of the offered rate has saturated the pipeline.
+SATURATED = 0.9
 
 
 @dataclass(frozen=True)
@@ -122,10 +125,10 @@ def step_line(step: Step) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--inventory", type=Path, default=LAB_INVENTORY)
-    parser.add_argument("--rates", default="50,100,200,400,800,1600", help="offered checkout rates, ops/s")
+    parser.add_argument("--rates", default="5,10,20,50,100,200,400,800,1600", help="offered checkout rates, ops/s")
     parser.add_argument("--hold-s", type=float, default=60.0, help="seconds at each rate")
     parser.add_argument("--processes", type=int, default=2, help="Locust worker processes")
-    parser.add_argument("--all", action="store_true", help="keep stepping after a step misses the SLO")
+    parser.add_argument("--all", action="store_true", help="keep stepping after the pipeline saturates")
     parser.add_argument("--consistency", default="LOCAL_QUORUM", help="raw Cassandra writes' level (the app's)")
     parser.add_argument("--raw-seconds", type=float, default=30.0, help="length of the raw Cassandra run")
     parser.add_argument("--kafka-records", type=int, default=300_000)
@@ -141,9 +144,9 @@ def main(argv: list[str] | None = None) -> int:
         step = run_step(targets, args.inventory, rate, args.hold_s, args.processes)
         steps.append(step)
         print(step_line(step), flush=True)
-        if not step.passed and not args.all:
+        # Past saturation more load only queues: stop once the pipeline no longer keeps up.
+        if step.achieved < SATURATED * rate and not args.all:
             break
-    ceiling = max((s for s in steps if s.passed), key=lambda s: s.offered, default=None)
 
     print(f"Raw Cassandra: {args.raw_seconds:g} s of sale rows at {args.consistency} ...", flush=True)
     cassandra = raw_cassandra.measure(
@@ -155,39 +158,41 @@ def main(argv: list[str] | None = None) -> int:
     kafka = raw_kafka.measure(targets, args.inventory, broker, records=args.kafka_records, record_size=args.record_size)
     print(f"  {kafka.records_per_s:.0f} records/s, p99 {kafka.p99_ms:.0f} ms", flush=True)
 
-    summary = summarize(steps, ceiling, cassandra, kafka)
+    summary = summarize(steps, cassandra, kafka)
     print(summary["verdict"])
     write_results(args.out, started, steps, summary, cassandra, kafka)
     return 0
 
 
-def summarize(
-    steps: list[Step], ceiling: Step | None, cassandra: raw_cassandra.RawCassandra, kafka: raw_kafka.RawKafka
-) -> dict[str, object]:
-    if ceiling is None:
-        return {"ceiling": 0, "verdict": "No step met the SLO: the ceiling is below the first offered rate."}
-    rows_per_checkout = ceiling.rows_written / ceiling.acked if ceiling.acked else 0.0
-    pipeline_rows_per_s = ceiling.achieved * rows_per_checkout
-    busiest = max(ceiling.usage.by_role().items(), key=lambda item: item[1], default=("?", 0.0))
-    failed = next((s for s in steps if not s.passed), None)
-    verdict = (
-        f"Pipeline ceiling within the SLO: {ceiling.offered:g} checkouts/s ({ceiling.achieved:.1f} achieved); "
-        f"{rows_per_checkout:.1f} sale-table rows per checkout = {pipeline_rows_per_s:.0f} rows/s, "
-        f"{pipeline_rows_per_s / cassandra.rows_per_s:.2%} of raw Cassandra ({cassandra.rows_per_s:.0f} rows/s); "
-        f"{ceiling.achieved / kafka.records_per_s:.2%} of raw Kafka ({kafka.records_per_s:.0f} records/s). "
-        f"At the ceiling the host used {ceiling.usage.host_cpu_cores:.2f} of {ceiling.usage.host_cpus} cores, "
-        f"most of it {busiest[0]} ({busiest[1]:.2f})."
+def summarize(steps: list[Step], cassandra: raw_cassandra.RawCassandra, kafka: raw_kafka.RawKafka) -> dict[str, object]:
+    """Two ceilings: the highest offered rate that met the whole SLO, and the most checkouts/s
+    the pipeline completed at all (where it saturates); ratios use the second, measured."""
+    within_slo = max((s for s in steps if s.passed), key=lambda s: s.offered, default=None)
+    busiest_step = max(steps, key=lambda s: s.achieved)
+    rows_per_checkout = busiest_step.rows_written / busiest_step.acked if busiest_step.acked else 0.0
+    pipeline_rows_per_s = busiest_step.achieved * rows_per_checkout
+    roles = busiest_step.usage.by_role()
+    busiest_role = max(roles.items(), key=lambda item: item[1], default=("?", 0.0))
+    slo_text = (
+        f"{within_slo.offered:g} checkouts/s" if within_slo else f"none of the steps (from {steps[0].offered:g}/s)"
     )
-    if failed is not None:
-        verdict += f" Next step {failed.offered:g}/s missed: " + "; ".join(
-            f"{c.objective} {c.measured}" for c in failed.checks if not c.passed
-        )
+    verdict = (
+        f"Highest rate within the SLO: {slo_text}. Most checkouts completed: {busiest_step.achieved:.1f}/s "
+        f"(offered {busiest_step.offered:g}/s, checkout p95 {busiest_step.p95_ms:.0f} ms); "
+        f"{rows_per_checkout:.1f} sale-table rows per checkout = {pipeline_rows_per_s:.0f} rows/s, "
+        f"{pipeline_rows_per_s / cassandra.rows_per_s:.1%} of raw Cassandra ({cassandra.rows_per_s:.0f} rows/s at "
+        f"{cassandra.consistency}); {busiest_step.achieved / kafka.records_per_s:.2%} of raw Kafka "
+        f"({kafka.records_per_s:.0f} records/s). There the host used {busiest_step.usage.host_cpu_cores:.2f} of "
+        f"{busiest_step.usage.host_cpus} cores, most of it {busiest_role[0]} VMs ({busiest_role[1]:.2f}), "
+        f"Locust {busiest_step.usage.locust_cpu_cores:.2f}."
+    )
     return {
-        "ceiling": ceiling.offered,
+        "ceiling_within_slo": within_slo.offered if within_slo else None,
+        "ceiling_achieved": busiest_step.achieved,
         "rows_per_checkout": rows_per_checkout,
         "pipeline_rows_per_s": pipeline_rows_per_s,
         "ratio_to_raw_cassandra": pipeline_rows_per_s / cassandra.rows_per_s,
-        "ratio_to_raw_kafka": ceiling.achieved / kafka.records_per_s,
+        "ratio_to_raw_kafka": busiest_step.achieved / kafka.records_per_s,
         "verdict": verdict,
     }
 

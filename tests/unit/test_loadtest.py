@@ -148,3 +148,55 @@ def test_a_run_without_checkouts_fails() -> None:
     now = datetime.now(UTC)
     empty = RunResult(Path("/tmp/run"), now, now, 1, {}, [])
     assert [c.passed for c in judge(Slo(), empty, 0.0, GOOD_STORE)] == [False]
+
+
+PERF_OUTPUT = """\
+150003 records sent, 30000.6 records/sec (29.30 MB/sec), 612.4 ms avg latency, 1402.0 ms max latency.
+300000 records sent, 31234.5 records/sec (30.50 MB/sec), 590.12 ms avg latency, 1502.00 ms max latency, \
+540 ms 50th, 1200 ms 95th, 1400 ms 99th, 1490 ms 99.9th.
+"""
+
+
+def test_the_kafka_perf_test_summary_is_parsed() -> None:
+    from loadtest.raw_kafka import parse_summary
+
+    result = parse_summary(PERF_OUTPUT)
+    assert (result.records, result.records_per_s, result.mb_per_s, result.p95_ms, result.p99_ms) == (
+        300000, 31234.5, 30.5, 1200, 1400,
+    )  # fmt: skip
+    with pytest.raises(RuntimeError, match="no summary line"):
+        parse_summary("ERROR something went wrong")
+
+
+def _step(offered: float, achieved: float, p95: float, passed: bool) -> object:
+    from loadtest.bench import Step
+    from loadtest.lab_usage import Usage, VmUsage
+    from loadtest.slo import Check
+
+    usage = Usage(60, 1.9, 2, 9000, 0.2, {"cass-a1": VmUsage(0.9, 900), "app-a": VmUsage(0.4, 300)})
+    checks = [Check("checkout p95", "<= 100 ms", f"{p95} ms", passed)]
+    return Step(offered, achieved, 1000, 0, 50, p95, p95 * 2, int(achieved * 60), achieved * 60 * 9.0, usage, checks)
+
+
+def test_the_benchmark_reports_both_ceilings_and_ratios(tmp_path: Path) -> None:
+    from loadtest.bench import summarize
+    from loadtest.bench_report import chart, markdown
+    from loadtest.raw_cassandra import RawCassandra
+    from loadtest.raw_kafka import parse_summary
+
+    steps = [_step(5, 5.0, 80, True), _step(10, 9.8, 150, False), _step(20, 12.0, 900, False)]
+    cassandra = RawCassandra(1080.0, 32400, 0, 31.0, 2, 128, "LOCAL_QUORUM")
+    kafka = parse_summary(PERF_OUTPUT)
+    summary = summarize(steps, cassandra, kafka)  # type: ignore[arg-type]
+    assert summary["ceiling_within_slo"] == 5
+    assert summary["ceiling_achieved"] == 12.0
+    assert summary["rows_per_checkout"] == pytest.approx(9.0)
+    assert summary["ratio_to_raw_cassandra"] == pytest.approx(12.0 * 9.0 / 1080.0)
+    assert "Highest rate within the SLO: 5 checkouts/s" in str(summary["verdict"])
+    assert "cass VMs (0.90)" in str(summary["verdict"])
+    png = tmp_path / "bench.png"
+    chart(png, steps, cassandra, kafka, summary)  # type: ignore[arg-type]
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    report = markdown(datetime.now(UTC), {"cpus": "2"}, steps, summary, cassandra, kafka, png.name)  # type: ignore[arg-type]
+    assert report.count("\n| ") == 4 and "FAIL: checkout p95" in report and "![" in report
+    assert "none of the steps" in str(summarize(steps[1:], cassandra, kafka)["verdict"])  # type: ignore[arg-type]
