@@ -16,13 +16,13 @@ from importlib import resources
 from typing import TypeVar
 
 from checkout.domain import (
-    CITY_BY_BRANCH,
     STORE_TZ,
     Branch,
     CustomerType,
     Gender,
     PaymentMethod,
     ProductLine,
+    check_city,
 )
 from checkout.pricing import price_line
 
@@ -119,8 +119,10 @@ def _parse_row(line_no: int, record: dict[str, str]) -> DatasetRow:
         raise RowInvalid(f"Invoice ID {invoice_id!r} is not of the form 123-45-6789")
     branch = _enum(Branch, "Branch", record["Branch"])
     city = record["City"]
-    if city != CITY_BY_BRANCH[branch]:
-        raise RowInvalid(f"City {city!r} does not match branch {branch} ({CITY_BY_BRANCH[branch]})")
+    try:
+        check_city(branch, city)
+    except ValueError as error:
+        raise RowInvalid(str(error)) from error
     unit_price = _decimal("Unit price", record["Unit price"])
     if unit_price <= 0:
         raise RowInvalid(f"Unit price {unit_price} must be positive")

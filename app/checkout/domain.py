@@ -18,6 +18,13 @@ CITY_BY_BRANCH: dict[Branch, str] = {
     Branch.C: "Naypyitaw",
 }
 
+
+def check_city(branch: Branch, city: str) -> None:
+    """A sale's city is its branch's: the dataset and the events both carry both."""
+    if city != CITY_BY_BRANCH[branch]:
+        raise ValueError(f"City {city!r} does not match branch {branch} ({CITY_BY_BRANCH[branch]})")
+
+
 # All three stores are in Myanmar, which keeps UTC+06:30 all year (no DST), so a fixed
 # offset is exact and needs no tz database on the nodes.
 STORE_TZ = timezone(timedelta(hours=6, minutes=30), "MMT")

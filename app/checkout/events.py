@@ -8,6 +8,7 @@ the version, which is why unknown fields are ignored rather than refused.
 
 from __future__ import annotations
 
+from dataclasses import asdict, fields
 from decimal import Decimal
 from typing import Any, Literal, Protocol, Self
 
@@ -23,6 +24,7 @@ from checkout.domain import (
     Gender,
     PaymentMethod,
     ProductLine,
+    check_city,
 )
 from checkout.pricing import LinePrice, price_invoice, price_line
 
@@ -42,28 +44,11 @@ class SaleLine(BaseModel):
 
     @classmethod
     def priced(cls, product_id: str, product_line: ProductLine, price: LinePrice) -> SaleLine:
-        return cls(
-            product_id=product_id,
-            product_line=product_line,
-            unit_price=price.unit_price,
-            quantity=price.quantity,
-            cogs=price.cogs,
-            tax=price.tax,
-            total=price.total,
-            gross_income=price.gross_income,
-            gross_margin_pct=price.gross_margin_pct,
-        )
+        return cls(product_id=product_id, product_line=product_line, **asdict(price))
 
     def price(self) -> LinePrice:
-        return LinePrice(
-            unit_price=self.unit_price,
-            quantity=self.quantity,
-            cogs=self.cogs,
-            tax=self.tax,
-            total=self.total,
-            gross_income=self.gross_income,
-            gross_margin_pct=self.gross_margin_pct,
-        )
+        """The line's money as pricing computes it (SaleLine carries every LinePrice field)."""
+        return LinePrice(**{f.name: getattr(self, f.name) for f in fields(LinePrice)})
 
 
 class SaleEvent(BaseModel):
@@ -91,8 +76,7 @@ class SaleEvent(BaseModel):
     def _consistent(self) -> Self:
         """Refuse any event whose money does not follow the formulas: a consumer must
         never store a sale it cannot explain."""
-        if self.city != CITY_BY_BRANCH[self.branch]:
-            raise ValueError(f"city {self.city!r} does not match branch {self.branch}")
+        check_city(self.branch, self.city)
         for line in self.lines:
             if line.product_id != product_id_for(line.product_line, line.unit_price):
                 raise ValueError(f"product_id {line.product_id} does not match its line and price")

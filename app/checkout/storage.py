@@ -432,23 +432,38 @@ def _bridge(response_future: Any) -> asyncio.Future[list[Any]]:
     return future
 
 
+def insert_cql(table: str, columns: Sequence[str]) -> str:
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})"
+
+
+class _KeyedRows:
+    """A table whose rows are read and written whole by their key (the first column):
+    one prepared single-row SELECT and one full-row INSERT, built from one column list."""
+
+    def __init__(self, db: Cassandra, table: str, columns: Sequence[str]) -> None:
+        self._db = db
+        self.insert = insert_cql(table, columns)
+        self._get = db.prepare(f"SELECT {', '.join(columns)} FROM {table} WHERE {columns[0]} = ?")
+        self._put = db.prepare(self.insert)
+
+    async def get(self, key: str) -> Any | None:
+        rows = await self._db.execute(self._get, (key,))
+        return rows[0] if rows else None
+
+    async def put(self, values: Sequence[Any]) -> None:
+        await self._db.execute(self._put, values)
+
+
 class CassandraCartStore:
     def __init__(self, db: Cassandra) -> None:
-        self._db = db
-        self._get = db.prepare(
-            "SELECT cart_id, branch, items, status, invoice_id, created_at "
-            "FROM carts WHERE cart_id = ?",
-        )
-        self._save = db.prepare(
-            "INSERT INTO carts (cart_id, branch, items, status, invoice_id, created_at) "
-            "VALUES (?, ?, ?, ?, ?, ?)"
+        self._rows = _KeyedRows(
+            db, "carts", ("cart_id", "branch", "items", "status", "invoice_id", "created_at")
         )
 
     async def get(self, cart_id: str) -> Cart | None:
-        rows = await self._db.execute(self._get, (cart_id,))
-        if not rows:
+        row = await self._rows.get(cart_id)
+        if row is None:
             return None
-        row = rows[0]
         return Cart(
             cart_id=row.cart_id,
             branch=Branch(row.branch),
@@ -459,36 +474,25 @@ class CassandraCartStore:
         )
 
     async def save(self, cart: Cart) -> None:
-        await self._db.execute(
-            self._save,
-            (
-                cart.cart_id,
-                cart.branch.value,
-                dict(cart.items),
-                cart.status.value,
-                cart.invoice_id,
-                cart.created_at,
-            ),
+        c = cart
+        await self._rows.put(
+            (c.cart_id, c.branch.value, dict(c.items), c.status.value, c.invoice_id, c.created_at)
         )
 
 
 class CassandraIdempotencyStore:
     def __init__(self, db: Cassandra) -> None:
-        self._db = db
-        self._get = db.prepare(
-            "SELECT key, request_hash, invoice_id, status, created_at, response_status, "
-            "response_body FROM idempotency_keys WHERE key = ?",
-        )
-        self._put = db.prepare(
-            "INSERT INTO idempotency_keys (key, request_hash, invoice_id, status, created_at, "
-            "response_status, response_body) VALUES (?, ?, ?, ?, ?, ?, ?)"
-        )
+        self._rows = _KeyedRows(
+            db,
+            "idempotency_keys",
+            ("key", "request_hash", "invoice_id", "status", "created_at", "response_status",
+             "response_body"),
+        )  # fmt: skip
 
     async def get(self, key: str) -> IdempotencyRecord | None:
-        rows = await self._db.execute(self._get, (key,))
-        if not rows:
+        row = await self._rows.get(key)
+        if row is None:
             return None
-        row = rows[0]
         return IdempotencyRecord(
             key=row.key,
             request_hash=row.request_hash,
@@ -500,21 +504,11 @@ class CassandraIdempotencyStore:
         )
 
     async def put(self, record: IdempotencyRecord) -> None:
-        await self._db.execute(
-            self._put,
-            (
-                record.key,
-                record.request_hash,
-                record.invoice_id,
-                record.status.value,
-                record.created_at,
-                record.response_status,
-                record.response_body,
-            ),
-        )
-
-
-_CHARGE_COLUMNS = "key, amount, method, reference, charge_id, outcome, decided_at, reason"
+        r = record
+        await self._rows.put(
+            (r.key, r.request_hash, r.invoice_id, r.status.value, r.created_at,
+             r.response_status, r.response_body)
+        )  # fmt: skip
 
 
 class CassandraChargeLedger:
@@ -544,18 +538,19 @@ class CassandraChargeLedger:
 
     def __init__(self, db: Cassandra) -> None:
         self._db = db
-        columns = _CHARGE_COLUMNS
-        markers = ", ".join("?" for _ in columns.split(", "))
-        self._get = db.prepare(f"SELECT {columns} FROM sandbox_charges WHERE key = ?")
-        insert = f"INSERT INTO sandbox_charges ({columns}) VALUES ({markers})"
-        self._claim = db.prepare(f"{insert} IF NOT EXISTS")
+        self._rows = _KeyedRows(
+            db,
+            "sandbox_charges",
+            ("key", "amount", "method", "reference", "charge_id", "outcome", "decided_at",
+             "reason"),
+        )  # fmt: skip
+        self._claim = db.prepare(f"{self._rows.insert} IF NOT EXISTS")
         self._claim.serial_consistency_level = ConsistencyLevel.SERIAL
-        self._put = db.prepare(insert)
         self._void = db.prepare("DELETE FROM sandbox_charges WHERE key = ?")
 
     async def get(self, key: str) -> StoredCharge | None:
-        rows = await self._db.execute(self._get, (key,))
-        return _stored_charge(rows[0]) if rows else None
+        row = await self._rows.get(key)
+        return None if row is None else _stored_charge(row)
 
     async def claim(self, charge: StoredCharge) -> StoredCharge:
         params = _charge_params(charge)
@@ -571,7 +566,7 @@ class CassandraChargeLedger:
             if known is not None:
                 return known
             self._db.note_downgrade("insert", "sandbox_charges", "SERIAL", fallback, cause)
-            await self._db.execute(self._put, params)
+            await self._rows.put(params)
             return charge
         applied = rows[0][0]
         return charge if applied else _stored_charge(rows[0])
@@ -636,12 +631,8 @@ class CassandraSaleWriter:
     def __init__(self, db: Cassandra, concurrency: int) -> None:
         self._db = db
         self._slots = asyncio.Semaphore(concurrency)
-        columns = ", ".join(SALE_COLUMNS)
-        markers = ", ".join("?" for _ in SALE_COLUMNS)
         self._inserts = [
-            db.prepare(
-                f"INSERT INTO {table} ({columns}) VALUES ({markers}) USING TTL {SALES_TTL_SECONDS}"
-            )
+            db.prepare(f"{insert_cql(table, SALE_COLUMNS)} USING TTL {SALES_TTL_SECONDS}")
             for table in _SALE_TABLES
         ]
         self._day = db.prepare(
