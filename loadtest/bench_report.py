@@ -10,6 +10,7 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt
+from matplotlib import ticker
 
 if TYPE_CHECKING:
     from loadtest.bench import Step
@@ -49,6 +50,11 @@ def chart(path: Path, steps: list[Step], cassandra: RawCassandra, kafka: RawKafk
     latency.set_title("Checkout latency")
     latency.legend(fontsize=8, loc="upper left")
     latency.grid(True, which="both", alpha=0.3)
+    for axis in (rates, latency):
+        # Ticks at the offered rates, written as plain numbers.
+        axis.set_xticks(offered, [f"{rate:g}" for rate in offered])
+        axis.xaxis.set_minor_formatter(ticker.NullFormatter())
+    rates.yaxis.set_major_formatter(ticker.FuncFormatter(lambda value, _: f"{value:g}"))
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)

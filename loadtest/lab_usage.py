@@ -1,5 +1,7 @@
 """CPU and memory of the lab while a load step runs: the host, each VM, the load generator.
 
+The load generator's CPU is that of the finished child processes: read it after Locust exits.
+
 On the podman lab each VM is a container with its own cgroup, so its CPU time and memory
 are read from the cgroup files (v1 or v2). Against real VMs there is no such view from
 the controller: the per-VM figures stay empty and only the controller's are reported.
@@ -7,6 +9,7 @@ the controller: the per-VM figures stay empty and only the controller's are repo
 
 from __future__ import annotations
 
+import resource
 import shutil
 import subprocess
 import time
@@ -76,14 +79,10 @@ def _memory_bytes(cgroup: str) -> int | None:
     return v1 if v1 is not None else _read_int(CGROUP / cgroup.lstrip("/") / "memory.current")
 
 
-def _locust_cpu_s() -> float:
-    total = 0.0
-    for process in psutil.process_iter(["cmdline", "cpu_times"]):
-        cmdline = process.info.get("cmdline") or []
-        times = process.info.get("cpu_times")
-        if times is not None and any("locust" in part for part in cmdline):
-            total += times.user + times.system
-    return total
+def _children_cpu_s() -> float:
+    """CPU of the finished child processes (Locust runs as one, with its workers under it)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 class UsageMeter:
@@ -93,7 +92,7 @@ class UsageMeter:
     def __enter__(self) -> UsageMeter:
         self._started = time.monotonic()
         self._host = psutil.cpu_times()
-        self._locust = _locust_cpu_s()
+        self._locust = _children_cpu_s()
         self._vms = {name: _cpu_ns(path) for name, path in self._paths.items()}
         return self
 
@@ -116,6 +115,6 @@ class UsageMeter:
             host_cpu_cores=busy / elapsed,
             host_cpus=psutil.cpu_count() or 1,
             host_memory_used_mb=(psutil.virtual_memory().total - psutil.virtual_memory().available) / 2**20,
-            locust_cpu_cores=(_locust_cpu_s() - self._locust) / elapsed,
+            locust_cpu_cores=(_children_cpu_s() - self._locust) / elapsed,
             vms=vms,
         )

@@ -96,7 +96,7 @@ def render(result: RunResult, checks: list[Check], gate: str = "all") -> str:
     return "\n".join(lines)
 
 
-def evaluate(slo: Slo, result: RunResult, inventory: Path) -> list[Check]:
+def evaluate(slo: Slo, result: RunResult, inventory: Path) -> tuple[list[Check], StoredSales]:
     targets = from_inventory(inventory)
     lag_s, _ = seconds_to_zero_lag(targets.kafka_bootstrap)
     stored = stored_sales(targets, result.acked, result.started, result.finished)
@@ -110,7 +110,7 @@ def evaluate(slo: Slo, result: RunResult, inventory: Path) -> list[Check]:
         "unexpected": stored.unexpected[:50],
     }
     (result.directory / "summary.json").write_text(json.dumps(summary, indent=2))
-    return checks
+    return checks, stored
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         targets = from_inventory(args.inventory)
         print(f"Offering {args.rate:g} checkouts/s for {args.hold_s:g} s to {targets.branch_hosts_arg()}", flush=True)
         result = run_locust(targets, label="slo", rate=args.rate, hold_s=args.hold_s, processes=args.processes)
-        checks = evaluate(slo, result, args.inventory)
+        checks, _ = evaluate(slo, result, args.inventory)
     except (InventoryError, RuntimeError) as error:
         print(f"SLO run failed: {error}", file=sys.stderr)
         return 2

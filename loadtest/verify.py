@@ -50,6 +50,7 @@ def seconds_to_zero_lag(bootstrap: list[str], give_up_s: float = 120.0) -> tuple
 class StoredSales:
     acked: int
     found: int
+    lines: int  # sale lines (products) of the found sales
     missing: list[str]
     in_window: int  # distinct invoices in the branch/day partitions during the run
     duplicated: list[str]  # invoices stored under more than one sale time
@@ -78,10 +79,11 @@ def _days(start: datetime, end: datetime) -> Iterable[date]:
 def stored_sales(targets: Targets, acked: list[str], start: datetime, end: datetime) -> StoredSales:
     cluster, session = _session(targets)
     try:
-        by_invoice = session.prepare("SELECT invoice_id FROM sales_by_invoice WHERE invoice_id = ? LIMIT 1")
+        by_invoice = session.prepare("SELECT line_no FROM sales_by_invoice WHERE invoice_id = ?")
         wanted = sorted(set(acked))
         results = execute_concurrent_with_args(session, by_invoice, [(i,) for i in wanted], concurrency=100)
-        missing = [invoice for invoice, (ok, rows) in zip(wanted, results, strict=True) if not ok or not list(rows)]
+        lines_of = {invoice: len(list(rows)) if ok else 0 for invoice, (ok, rows) in zip(wanted, results, strict=True)}
+        missing = [invoice for invoice, lines in lines_of.items() if lines == 0]
 
         in_window = session.prepare(
             "SELECT invoice_id, sold_at FROM sales_by_branch_day"
@@ -98,6 +100,7 @@ def stored_sales(targets: Targets, acked: list[str], start: datetime, end: datet
     return StoredSales(
         acked=len(wanted),
         found=len(wanted) - len(missing),
+        lines=sum(lines_of.values()),
         missing=missing,
         in_window=len(times),
         duplicated=sorted(i for i, t in times.items() if len(t) > 1),

@@ -102,7 +102,7 @@ def _result(rate: float, failures: int, p95: float, p99: float) -> RunResult:
     return RunResult(Path("/tmp/run"), now, now, 0, {CHECKOUT_NAME: checkout, "Aggregated": total}, ["i1"])
 
 
-GOOD_STORE = StoredSales(acked=1, found=1, missing=[], in_window=1, duplicated=[], unexpected=[])
+GOOD_STORE = StoredSales(acked=1, found=1, lines=2, missing=[], in_window=1, duplicated=[], unexpected=[])
 
 
 def test_slo_passes_when_every_objective_is_met() -> None:
@@ -121,9 +121,9 @@ def test_slo_passes_when_every_objective_is_met() -> None:
         (_result(50.0, 0, 80, 251), 1.0, GOOD_STORE, "checkout p99"),
         (_result(50.0, 0, 80, 200), 10.5, GOOD_STORE, "consumer lag back to 0"),
         (_result(50.0, 0, 80, 200), None, GOOD_STORE, "consumer lag back to 0,consumer caught up"),
-        (_result(50.0, 0, 80, 200), 1.0, StoredSales(1, 0, ["i1"], 0, [], []), "acknowledged = stored"),
-        (_result(50.0, 0, 80, 200), 1.0, StoredSales(1, 1, [], 1, ["i1"], []), "acknowledged = stored"),
-        (_result(50.0, 0, 80, 200), 1.0, StoredSales(1, 1, [], 2, [], ["x"]), "acknowledged = stored"),
+        (_result(50.0, 0, 80, 200), 1.0, StoredSales(1, 0, 0, ["i1"], 0, [], []), "acknowledged = stored"),
+        (_result(50.0, 0, 80, 200), 1.0, StoredSales(1, 1, 2, [], 1, ["i1"], []), "acknowledged = stored"),
+        (_result(50.0, 0, 80, 200), 1.0, StoredSales(1, 1, 2, [], 2, [], ["x"]), "acknowledged = stored"),
     ],
 )
 def test_each_objective_can_fail(result: RunResult, lag: float | None, store: StoredSales, failed: str) -> None:
@@ -138,7 +138,7 @@ def test_the_functional_gate_ignores_speed_but_not_correctness() -> None:
     assert not gate_passed(slow, "all")
     assert gate_passed(slow, "functional")
     assert "functional objectives only (PASS)" in render(_result(20.0, 0, 900, 3000), slow, "functional")
-    lost = judge(Slo(), _result(20.0, 0, 900, 3000), 30.0, StoredSales(1, 0, ["i1"], 0, [], []))
+    lost = judge(Slo(), _result(20.0, 0, 900, 3000), 30.0, StoredSales(1, 0, 0, ["i1"], 0, [], []))
     assert not gate_passed(lost, "functional")
     failing = judge(Slo(), _result(20.0, 3, 900, 3000), 30.0, GOOD_STORE)
     assert not gate_passed(failing, "functional")
