@@ -213,35 +213,80 @@ def format_table(name: str, rows: list[ReportRow]) -> str:
     return "\n".join(lines)
 
 
+_MAX_DAY_PANELS = 6
+
+
+def day_runs(rows: list[ReportRow]) -> list[list[ReportRow]]:
+    """Rows of the day report split where a day is missing: the dataset's quarter of 2019
+    and the days the lab sold on are years apart and are drawn as separate panels."""
+    runs: list[list[ReportRow]] = []
+    previous: date | None = None
+    for row in rows:
+        day = date.fromisoformat(row.key)
+        if previous is None or (day - previous).days > 1:
+            runs.append([])
+        runs[-1].append(row)
+        previous = day
+    return runs
+
+
 def write_chart(name: str, rows: list[ReportRow], out_dir: Path, title_suffix: str = "") -> Path:
     """A PNG of total sales per group, split into cost of goods and gross income (the
-    two add up to the total), with the invoice count on each bar; a line over days."""
+    two add up to the total), with the invoice count on each bar; a line over days, one
+    panel per run of consecutive days, each with its own scale."""
     import matplotlib  # noqa: PLC0415 - loaded only when charts are asked for
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt  # noqa: PLC0415
+    from matplotlib.ticker import FuncFormatter  # noqa: PLC0415
 
     out_dir.mkdir(parents=True, exist_ok=True)
     keys = [row.key for row in rows]
+    runs = day_runs(rows) if name == "day" and rows else [rows]
+    if len(runs) > _MAX_DAY_PANELS:
+        runs = [rows]
     width = 11.0 if name == "day" else min(14.0, max(6.5, len(keys) * 0.45 + 3))
-    fig, ax = plt.subplots(figsize=(width, 4.8))
-    if name == "day":
-        ax.plot(keys, [float(r.total) for r in rows], marker=".", label="total sales")
-        ax.set_xticks(keys[:: max(1, len(keys) // 15)])
-        ax.tick_params(axis="x", labelrotation=45, labelsize=7)
-    else:
-        cogs = [float(r.cogs) for r in rows]
-        income = [float(r.gross_income) for r in rows]
-        ax.bar(keys, cogs, label="cost of goods sold")
-        bars = ax.bar(keys, income, bottom=cogs, label="gross income")
-        ax.bar_label(bars, labels=[f"{r.invoices} inv." for r in rows], fontsize=7)
-        ax.tick_params(axis="x", labelrotation=30)
-        plt.setp(ax.get_xticklabels(), ha="right")
-    ax.set_ylabel("sales (total incl. 5% tax)")
-    ax.set_title(f"Sales by {name.replace('_', ' ')}{title_suffix}", fontsize=10)
-    ax.legend(loc="lower right", fontsize=8, framealpha=0.9)
-    ax.margins(y=0.12)
-    fig.tight_layout()
+    fig, axes = plt.subplots(
+        1,
+        len(runs),
+        figsize=(width, 5.2),
+        squeeze=False,
+        layout="constrained",
+        # A short run still gets room for its labels next to the dataset's 89 days.
+        width_ratios=[max(len(run), len(keys) // 7, 1) for run in runs],
+    )
+    # Thousands separators instead of matplotlib's "1e6" offset.
+    money = FuncFormatter(lambda value, _: f"{value:,.0f}")
+    for ax, run in zip(axes[0], runs, strict=True):
+        run_keys = [row.key for row in run]
+        if name == "day":
+            marker = "o" if len(run) == 1 else "."
+            ax.plot(run_keys, [float(r.total) for r in run], marker=marker, label="total sales")
+            step = max(1, len(run_keys) // max(2, 15 * len(run_keys) // len(keys)))
+            ticks = run_keys[::step]
+            if ticks[-1] != run_keys[-1]:
+                ticks.append(run_keys[-1])
+            ax.set_xticks(ticks)
+            ax.tick_params(axis="x", labelrotation=45, labelsize=7)
+            if len(runs) > 1:
+                span = run_keys[0] if len(run) == 1 else f"{run_keys[0]} .. {run_keys[-1]}"
+                ax.set_title(f"{span}\n{len(run)} day{'s' if len(run) > 1 else ''}", fontsize=8)
+        else:
+            cogs = [float(r.cogs) for r in run]
+            income = [float(r.gross_income) for r in run]
+            ax.bar(run_keys, cogs, label="cost of goods sold")
+            bars = ax.bar(run_keys, income, bottom=cogs, label="gross income")
+            ax.bar_label(bars, labels=[f"{r.invoices} inv." for r in run], fontsize=7)
+            if max((len(k) for k in run_keys), default=0) > 6:
+                ax.tick_params(axis="x", labelrotation=30)
+                plt.setp(ax.get_xticklabels(), ha="right")
+        ax.yaxis.set_major_formatter(money)
+        ax.margins(y=0.12)
+    axes[0][0].set_ylabel("sales (total incl. 5% tax)")
+    fig.suptitle(f"Sales by {name.replace('_', ' ')}{title_suffix}", fontsize=10)
+    # Below the axes, so it never covers a bar or its label.
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=2, fontsize=8, frameon=False)
     path = out_dir / f"sales_by_{name}.png"
     fig.savefig(path, dpi=110)
     plt.close(fig)

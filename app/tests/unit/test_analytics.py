@@ -4,14 +4,21 @@ share one aggregation core; on the same data they must agree to the last decimal
 import random
 from collections import namedtuple
 from collections.abc import Iterable
-from datetime import UTC, date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from cassandra.util import Date
 
-from checkout.analytics import DIMENSIONS, Aggregator, facts_from_event, format_table, write_chart
+from checkout.analytics import (
+    DIMENSIONS,
+    Aggregator,
+    day_runs,
+    facts_from_event,
+    format_table,
+    write_chart,
+)
 from checkout.analytics_cli import main, stored_facts
 from checkout.dataset import DatasetRow
 from checkout.events import SALE_COLUMNS, SaleEvent, event_from_row, sale_rows
@@ -102,6 +109,21 @@ def test_tables_and_charts(dataset_rows: list[DatasetRow], tmp_path: Path) -> No
     assert table.splitlines()[-1].startswith("all")
     path = write_chart("payment", rows, tmp_path)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_days_years_apart_are_charted_as_separate_panels(
+    dataset_rows: list[DatasetRow], tmp_path: Path
+) -> None:
+    events = [event_from_row(row) for row in dataset_rows]  # every day of the quarter
+    live = events[0].model_copy(
+        update={"invoice_id": "live-1", "sold_at": datetime(2026, 11, 22, 6, 0, tzinfo=UTC)}
+    )
+    rows = streamed([*events, live]).report("day")
+    runs = day_runs(rows)
+    assert len(runs) == 2
+    assert [r.key for r in runs[1]] == ["2026-11-22"]
+    assert sum(len(run) for run in runs) == len(rows)
+    assert write_chart("day", rows, tmp_path).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_cli_reports_from_the_csv(tmp_path: Path, capsys: Any) -> None:
