@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from checkout.cart import Cart
 from checkout.domain import Branch
@@ -82,3 +83,18 @@ class FakeSaleWriter:
             raise RequestRejected("value too large (fake)")
         for event in events:
             self.rows[event.invoice_id] = event
+
+
+class FakeFuture:
+    """A driver ResponseFuture that has already failed or answered."""
+
+    def __init__(self, outcome: Any) -> None:
+        self._outcome = outcome
+
+    def add_callbacks(
+        self, callback: Callable[[Any], None], errback: Callable[[Any], None]
+    ) -> None:
+        if isinstance(self._outcome, BaseException):
+            errback(self._outcome)
+        else:
+            callback(self._outcome)

@@ -8,7 +8,6 @@ that keeps the sandbox_charges table in a dict and applies IF NOT EXISTS.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -36,7 +35,13 @@ from checkout.payments import (
 )
 from checkout.service import CheckoutService
 from checkout.storage import Cassandra, CassandraChargeLedger
-from tests.unit.fakes import FakeCartStore, FakeIdempotencyStore, FakePublisher, FakeStockLedger
+from tests.unit.fakes import (
+    FakeCartStore,
+    FakeFuture,
+    FakeIdempotencyStore,
+    FakePublisher,
+    FakeStockLedger,
+)
 
 
 def gateway(ledger: Any, *, latency_s: float = 0.0, seed: int = 7) -> SandboxGateway:
@@ -119,19 +124,6 @@ def test_a_pending_checkout_finished_on_another_api_node_sells_once(
 
 
 # --- CassandraChargeLedger over a fake session --------------------------------------
-
-
-class FakeFuture:
-    def __init__(self, outcome: Any) -> None:
-        self._outcome = outcome
-
-    def add_callbacks(
-        self, callback: Callable[[Any], None], errback: Callable[[Any], None]
-    ) -> None:
-        if isinstance(self._outcome, BaseException):
-            errback(self._outcome)
-        else:
-            callback(self._outcome)
 
 
 COLUMNS = ("key", "amount", "method", "reference", "charge_id", "outcome", "decided_at", "reason")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
@@ -34,6 +33,7 @@ from checkout.storage import (
     levels,
     statement_kind,
 )
+from tests.unit.fakes import FakeFuture
 
 MAIN_PROFILES = {EXEC_PROFILE_DEFAULT, PROFILE_READ}
 
@@ -45,19 +45,6 @@ def unavailable() -> Exception:
         required_replicas=2,
         alive_replicas=1,
     )
-
-
-class FakeFuture:
-    def __init__(self, outcome: Any) -> None:
-        self._outcome = outcome
-
-    def add_callbacks(
-        self, callback: Callable[[Any], None], errback: Callable[[Any], None]
-    ) -> None:
-        if isinstance(self._outcome, BaseException):
-            errback(self._outcome)
-        else:
-            callback(self._outcome)
 
 
 @dataclass
