@@ -176,4 +176,5 @@ class Shopper(FastHttpUser):
                     return
                 reply.success()
                 retry_after = float(reply.headers.get("Retry-After") or 0)
-            gevent.sleep(min(retry_after, 5.0))
+            # Back off (0.5, 1, 2, 4 s) so retries do not add to an overload they may have met.
+            gevent.sleep(max(min(retry_after, 5.0), 0.5 * 2 ** (attempt - 1)))

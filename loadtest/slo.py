@@ -28,6 +28,7 @@ class Slo:
     p95_ms: float = 100.0
     p99_ms: float = 250.0
     lag_zero_within_s: float = 10.0
+    max_failed_share: float = 0.01
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,15 @@ def judge(slo: Slo, result: RunResult, lag_s: float | None, stored: StoredSales)
     sale_problems = len(stored.missing) + len(stored.duplicated) + len(stored.unexpected)
     return [
         Check("checkout rate", f"{low:.1f}-{high:.1f}/s", f"{checkout.rate:.1f}/s", low <= checkout.rate <= high),
-        Check("failed requests", "0", f"{total.failures} of {total.requests}", total.failures == 0, True),
+        Check("failed requests", "0", f"{total.failures} of {total.requests}", total.failures == 0),
+        # Under overload some checkouts time out even after the till's retries; a bug fails far more.
+        Check(
+            "requests mostly answered",
+            f"< {slo.max_failed_share:.0%} failed",
+            f"{total.failures / max(total.requests, 1):.2%}",
+            total.failures < slo.max_failed_share * total.requests,
+            True,
+        ),
         Check("checkout p95", f"<= {slo.p95_ms:.0f} ms", f"{checkout.p95_ms:.0f} ms", checkout.p95_ms <= slo.p95_ms),
         Check("checkout p99", f"<= {slo.p99_ms:.0f} ms", f"{checkout.p99_ms:.0f} ms", checkout.p99_ms <= slo.p99_ms),
         Check(
