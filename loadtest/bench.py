@@ -57,13 +57,13 @@ class Step:
         return all(c.passed for c in self.checks)
 
 
-def run_step(targets: Targets, inventory: Path, rate: float, hold_s: float, processes: int) -> Step:
+def run_step(targets: Targets, rate: float, hold_s: float, processes: int) -> Step:
     with UsageMeter(targets.lab_vms) as meter:
         result: RunResult = run_locust(
             targets, label=f"bench-{rate:g}", rate=rate, hold_s=hold_s, processes=processes, ramp_s=min(10, hold_s / 4)
         )
         usage = meter.read()
-    checks, stored = evaluate(Slo(rate=rate), result, inventory)
+    checks, stored = evaluate(Slo(rate=rate), result, targets)
     checkout = result.checkout
     return Step(
         offered=rate,
@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'offered':>7} {'achieved':>8} {'fail':>6} {'p50':>6} {'p95':>6} {'p99':>6}  lab usage", flush=True)
     steps: list[Step] = []
     for rate in (float(r) for r in args.rates.split(",")):
-        step = run_step(targets, args.inventory, rate, args.hold_s, args.processes)
+        step = run_step(targets, rate, args.hold_s, args.processes)
         steps.append(step)
         print(step_line(step), flush=True)
         # Past saturation more load only queues: stop once the pipeline no longer keeps up.

@@ -43,7 +43,8 @@ class RawCassandra:
     consistency: str
 
 
-def _cluster(dc: str, addresses: list[str], consistency: str) -> Cluster:
+def connect(dc: str, addresses: list[str], consistency: str) -> Cluster:
+    """A cluster routed DC-aware and token-aware to `dc`, as the consumer's driver is."""
     profile = ExecutionProfile(
         load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy(local_dc=dc)),
         consistency_level=ConsistencyLevel.name_to_value[consistency],
@@ -53,7 +54,7 @@ def _cluster(dc: str, addresses: list[str], consistency: str) -> Cluster:
 
 
 def create_bench_table(targets: Targets) -> None:
-    cluster = _cluster(*next(iter(targets.cassandra_by_dc.items())), "ALL")
+    cluster = connect(*next(iter(targets.cassandra_by_dc.items())), "ALL")
     try:
         session = cluster.connect()
         source = cluster.metadata.keyspaces[SOURCE_KEYSPACE]
@@ -76,7 +77,7 @@ def create_bench_table(targets: Targets) -> None:
 
 
 def drop_bench_keyspace(targets: Targets) -> None:
-    cluster = _cluster(*next(iter(targets.cassandra_by_dc.items())), "ALL")
+    cluster = connect(*next(iter(targets.cassandra_by_dc.items())), "ALL")
     try:
         cluster.connect().execute(f"DROP KEYSPACE IF EXISTS {BENCH_KEYSPACE}", timeout=120)
     finally:
@@ -101,7 +102,7 @@ def _rows(deadline: float, seed: int) -> Any:
 
 def _writer(task: tuple[str, list[str], str, float, int, int]) -> tuple[int, int]:
     dc, addresses, consistency, seconds, concurrency, seed = task
-    cluster = _cluster(dc, addresses, consistency)
+    cluster = connect(dc, addresses, consistency)
     try:
         session = cluster.connect(BENCH_KEYSPACE)
         insert = session.prepare(

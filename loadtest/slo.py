@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from loadtest.run import RunResult, run_locust
-from loadtest.targets import LAB_INVENTORY, InventoryError, from_inventory
+from loadtest.targets import LAB_INVENTORY, InventoryError, Targets, from_inventory
 from loadtest.verify import StoredSales, seconds_to_zero_lag, stored_sales
 
 
@@ -105,9 +105,8 @@ def render(result: RunResult, checks: list[Check], gate: str = "all") -> str:
     return "\n".join(lines)
 
 
-def evaluate(slo: Slo, result: RunResult, inventory: Path) -> tuple[list[Check], StoredSales]:
-    targets = from_inventory(inventory)
-    lag_s, _ = seconds_to_zero_lag(targets.kafka_bootstrap)
+def evaluate(slo: Slo, result: RunResult, targets: Targets) -> tuple[list[Check], StoredSales]:
+    lag_s = seconds_to_zero_lag(targets.kafka_bootstrap)
     stored = stored_sales(targets, result.acked, result.started, result.finished)
     checks = judge(slo, result, lag_s, stored)
     summary = {
@@ -141,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
         targets = from_inventory(args.inventory)
         print(f"Offering {args.rate:g} checkouts/s for {args.hold_s:g} s to {targets.branch_hosts_arg()}", flush=True)
         result = run_locust(targets, label="slo", rate=args.rate, hold_s=args.hold_s, processes=args.processes)
-        checks, _ = evaluate(slo, result, args.inventory)
+        checks, _ = evaluate(slo, result, targets)
     except (InventoryError, RuntimeError) as error:
         print(f"SLO run failed: {error}", file=sys.stderr)
         return 2

@@ -7,12 +7,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from cassandra import ConsistencyLevel
-from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, Session
+from cassandra.cluster import Cluster, Session
 from cassandra.concurrent import execute_concurrent_with_args
-from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
+from loadtest.raw_cassandra import connect
 from loadtest.targets import Targets
 
 SALES_TOPIC = "checkout-sales"
@@ -36,14 +35,14 @@ def consumer_lag(bootstrap: list[str], group: str = CONSUMER_GROUP, topic: str =
         admin.close()
 
 
-def seconds_to_zero_lag(bootstrap: list[str], give_up_s: float = 120.0) -> tuple[float | None, int]:
-    """Seconds from now until the writer has caught up (None if it did not within give_up_s), last lag."""
+def seconds_to_zero_lag(bootstrap: list[str], give_up_s: float = 120.0) -> float | None:
+    """Seconds from now until the writer has caught up (None if it did not within give_up_s)."""
     started = time.monotonic()
     lag = consumer_lag(bootstrap)
     while lag > 0 and time.monotonic() - started < give_up_s:
         time.sleep(0.25)
         lag = consumer_lag(bootstrap)
-    return (time.monotonic() - started if lag == 0 else None), lag
+    return time.monotonic() - started if lag == 0 else None
 
 
 @dataclass(frozen=True)
@@ -58,14 +57,8 @@ class StoredSales:
 
 
 def _session(targets: Targets) -> tuple[Cluster, Session]:
-    dc, addresses = next(iter(targets.cassandra_by_dc.items()))
-    profile = ExecutionProfile(
-        load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy(local_dc=dc)),
-        # QUORUM over all DCs: the rows were written at LOCAL_QUORUM in some region.
-        consistency_level=ConsistencyLevel.QUORUM,
-        request_timeout=30,
-    )
-    cluster = Cluster(addresses, execution_profiles={EXEC_PROFILE_DEFAULT: profile}, protocol_version=5)
+    # QUORUM over all DCs: the rows were written at LOCAL_QUORUM in some region.
+    cluster = connect(*next(iter(targets.cassandra_by_dc.items())), "QUORUM")
     return cluster, cluster.connect(KEYSPACE)
 
 
