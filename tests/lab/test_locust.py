@@ -24,6 +24,7 @@ pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("lab_is_up")]
 
 PORT = 18089
 WEB = f"http://127.0.0.1:{PORT}"
+MIN_CHECKOUTS = 30
 
 
 def _get(path: str) -> Any:
@@ -74,15 +75,22 @@ def test_a_short_run_through_the_web_api_reports_checkouts(web_ui: Path) -> None
     targets = from_inventory()
     started = _post("/swarm", {"user_count": 6, "spawn_rate": 6, "host": targets.any_api()})
     assert started["success"], started
-    time.sleep(25)
-    stats = _get("/stats/requests")
+    # Wait for a count of checkouts, not for a time: how fast they come depends on how busy
+    # the host is (a throughput goal belongs to the benchmark, not to this test).
+    deadline = time.monotonic() + 180
+    while True:
+        time.sleep(2)
+        stats = _get("/stats/requests")
+        done = sum(e["num_requests"] for e in stats["stats"] if e["name"] == CHECKOUT_NAME)
+        if done >= MIN_CHECKOUTS or time.monotonic() > deadline:
+            break
     assert stats["state"] in ("running", "spawning"), stats["state"]
     assert stats["user_count"] == 6
     assert stats["worker_count"] == 2
     by_name = {entry["name"]: entry for entry in stats["stats"]}
     assert {"POST /carts", "POST /carts/{id}/items", CHECKOUT_NAME} <= by_name.keys(), sorted(by_name)
     checkout = by_name[CHECKOUT_NAME]
-    assert checkout["num_requests"] >= 50, checkout
+    assert checkout["num_requests"] >= MIN_CHECKOUTS, checkout
     assert sum(entry["num_failures"] for entry in stats["stats"]) == 0, stats.get("errors")
     assert _post("/stop", {})["success"]
     deadline = time.monotonic() + 60
