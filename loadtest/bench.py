@@ -23,7 +23,7 @@ from pathlib import Path
 
 import psutil
 
-from loadtest import raw_cassandra, raw_kafka
+from loadtest import db_profile, raw_cassandra, raw_kafka
 from loadtest.lab_usage import Usage, UsageMeter
 from loadtest.run import RunResult, run_locust
 from loadtest.slo import Check, Slo, evaluate
@@ -50,6 +50,7 @@ class Step:
     acked: int
     rows_written: float  # rows the consumers wrote for the step's sales
     usage: Usage
+    db_requests: dict[str, float]  # Cassandra coordinator requests per checkout, by kind
     checks: list[Check]
 
     @property
@@ -57,12 +58,25 @@ class Step:
         return all(c.passed for c in self.checks)
 
 
+def db_counters(targets: Targets) -> db_profile.Counters | None:
+    if targets.prometheus is None:
+        return None
+    try:
+        return db_profile.read(targets.prometheus)
+    except db_profile.ProfileUnavailable as error:
+        print(f"  (no database profile for this step: {error})", flush=True)
+        return None
+
+
 def run_step(targets: Targets, rate: float, hold_s: float, processes: int) -> Step:
+    before = db_counters(targets)
     with UsageMeter(targets.lab_vms) as meter:
         result: RunResult = run_locust(
             targets, label=f"bench-{rate:g}", rate=rate, hold_s=hold_s, processes=processes, ramp_s=min(10, hold_s / 4)
         )
         usage = meter.read()
+    # Read before the verdict: its lookups are reads the checkouts did not cause.
+    after = db_counters(targets)
     checks, stored = evaluate(Slo(rate=rate), result, targets)
     checkout = result.checkout
     return Step(
@@ -76,6 +90,7 @@ def run_step(targets: Targets, rate: float, hold_s: float, processes: int) -> St
         acked=len(result.acked),
         rows_written=stored.lines * ROWS_PER_LINE + stored.found * ROWS_PER_SALE,
         usage=usage,
+        db_requests=db_profile.per_checkout(before, after) if before and after else {},
         checks=checks,
     )
 
@@ -105,7 +120,8 @@ def step_line(step: Step) -> str:
     return (
         f"{step.offered:>7g} {step.achieved:>8.1f} {step.failures:>6} {step.p50_ms:>6.0f} {step.p95_ms:>6.0f} "
         f"{step.p99_ms:>6.0f}  host {step.usage.host_cpu_cores:.2f}/{step.usage.host_cpus} cores, locust "
-        f"{step.usage.locust_cpu_cores:.2f}, {cpu}, mem {step.usage.host_memory_used_mb / 1024:.1f} GiB  "
+        f"{step.usage.locust_cpu_cores:.2f}, {cpu}, mem {step.usage.host_memory_used_mb / 1024:.1f} GiB, "
+        f"Cassandra requests per checkout: {db_profile.describe(step.db_requests)}  "
         f"{'PASS' if step.passed else 'FAIL: ' + ', '.join(c.objective for c in step.checks if not c.passed)}"
     )
 
@@ -172,7 +188,8 @@ def summarize(steps: list[Step], cassandra: raw_cassandra.RawCassandra, kafka: r
         f"{cassandra.consistency}); {busiest_step.achieved / kafka.records_per_s:.2%} of raw Kafka "
         f"({kafka.records_per_s:.0f} records/s). There the host used {busiest_step.usage.host_cpu_cores:.2f} of "
         f"{busiest_step.usage.host_cpus} cores, most of it {busiest_role[0]} VMs ({busiest_role[1]:.2f}), "
-        f"Locust {busiest_step.usage.locust_cpu_cores:.2f}."
+        f"Locust {busiest_step.usage.locust_cpu_cores:.2f}. Each checkout sent Cassandra "
+        f"{db_profile.describe(busiest_step.db_requests)} coordinator requests (every write goes to all replicas)."
     )
     return {
         "ceiling_within_slo": within_slo.offered if within_slo else None,

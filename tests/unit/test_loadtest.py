@@ -178,7 +178,10 @@ def _step(offered: float, achieved: float, p95: float, passed: bool) -> object:
 
     usage = Usage(60, 1.9, 2, 9000, 0.2, {"cass-a1": VmUsage(0.9, 900), "app-a": VmUsage(0.4, 300)})
     checks = [Check("checkout p95", "<= 100 ms", f"{p95} ms", passed)]
-    return Step(offered, achieved, 1000, 0, 50, p95, p95 * 2, int(achieved * 60), achieved * 60 * 9.0, usage, checks)
+    profile = {"CASWrite": 1.0, "Read": 9.5, "Write": 19.2}
+    return Step(
+        offered, achieved, 1000, 0, 50, p95, p95 * 2, int(achieved * 60), achieved * 60 * 9.0, usage, profile, checks
+    )
 
 
 def test_the_benchmark_reports_both_ceilings_and_ratios(tmp_path: Path) -> None:
@@ -197,9 +200,48 @@ def test_the_benchmark_reports_both_ceilings_and_ratios(tmp_path: Path) -> None:
     assert summary["ratio_to_raw_cassandra"] == pytest.approx(12.0 * 9.0 / 1080.0)
     assert "Highest rate within the SLO: 5 checkouts/s" in str(summary["verdict"])
     assert "cass VMs (0.90)" in str(summary["verdict"])
+    assert "CASWrite 1.0, Read 9.5, Write 19.2 coordinator requests" in str(summary["verdict"])
     png = tmp_path / "bench.png"
     chart(png, steps, cassandra, kafka, summary)  # type: ignore[arg-type]
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     report = markdown(datetime.now(UTC), {"cpus": "2"}, steps, summary, cassandra, kafka, png.name)  # type: ignore[arg-type]
     assert report.count("\n| ") == 4 and "FAIL: checkout p95" in report and "![" in report
+    assert "| CASWrite 1.0, Read 9.5, Write 19.2 |" in report
     assert "none of the steps" in str(summarize(steps[1:], cassandra, kafka)["verdict"])  # type: ignore[arg-type]
+
+
+def _vector(*series: tuple[dict[str, str], float]) -> dict[str, object]:
+    result = [{"metric": metric, "value": [1763800000.0, str(value)]} for metric, value in series]
+    return {"status": "success", "data": {"resultType": "vector", "result": result}}
+
+
+def test_the_database_profile_divides_requests_by_checkouts() -> None:
+    from loadtest import db_profile
+
+    before = db_profile.parse(
+        _vector(({"scope": "Write"}, 1000), ({"scope": "Read"}, 500), ({"scope": "CASWrite"}, 10)), _vector(({}, 100))
+    )
+    after = db_profile.parse(
+        _vector(({"scope": "Write"}, 3000), ({"scope": "Read"}, 1500), ({"scope": "CASWrite"}, 110),
+                ({"scope": "RangeSlice"}, 0)),
+        _vector(({}, 200)),
+    )  # fmt: skip
+    profile = db_profile.per_checkout(before, after)
+    assert profile == {"CASWrite": 1.0, "Read": 10.0, "Write": 20.0}
+    assert db_profile.describe(profile) == "CASWrite 1.0, Read 10.0, Write 20.0"
+    assert db_profile.per_checkout(after, after) == {}
+    assert db_profile.describe({}) == "no figures"
+
+
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        ({"status": "error", "error": "parse error"}, "refused the query: parse error"),
+        (_vector(), "no cassandra_clientrequest_latency_count series"),
+    ],
+)
+def test_the_database_profile_says_why_it_has_no_figures(answer: dict[str, object], message: str) -> None:
+    from loadtest import db_profile
+
+    with pytest.raises(db_profile.ProfileUnavailable, match=message):
+        db_profile.parse(answer, _vector(({}, 1)))  # type: ignore[arg-type]
