@@ -57,11 +57,20 @@ def test_host_without_region(inventory_without_region: Path) -> None:
         ),
         ({"cassandra_heap_size_mb": 10_000_000}, r"cassandra_heap_size_mb=10000000 does not fit"),
         ({"kafka_heap_size_mb": 10_000_000}, r"kafka_heap_size_mb=10000000 does not fit"),
+        ({"cassandra_concurrent_writes": 0}, r"cassandra_concurrent_writes=0: a request stage needs"),
         ({"cassandra_version": "4.1.5"}, r"cassandra_version 4\.1\.5 is not supported"),
         ({"kafka_version": "3.7.0"}, r"kafka_version 3\.7\.0 is not supported"),
         ({"kafka_node_id": 1}, r"Kafka node IDs must be unique; found \{'kafka-a': 1, 'kafka-b': 1, 'kafka-c': 1\}"),
     ],
-    ids=["rf-above-dc-size", "cassandra-heap", "kafka-heap", "cassandra-version", "kafka-version", "kafka-node-ids"],
+    ids=[
+        "rf-above-dc-size",
+        "cassandra-heap",
+        "kafka-heap",
+        "cassandra-threads",
+        "cassandra-version",
+        "kafka-version",
+        "kafka-node-ids",
+    ],
 )
 def test_bad_variable_stops_in_preflight(extra_vars: dict, message: str) -> None:
     _assert_stopped_unchanged(_site(LAB_INVENTORY, extra_vars), message)
