@@ -17,8 +17,8 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import Coroutine, Iterable, Sequence
-from datetime import UTC
+from collections.abc import Callable, Coroutine, Iterable, Sequence
+from datetime import UTC, date
 from decimal import Decimal
 from types import MappingProxyType
 from typing import Any
@@ -625,12 +625,25 @@ class CassandraStockLedger:
         return StockLevel(branch, product_id, initial + moved)
 
 
+# How long the writer trusts that it wrote a (branch, day) into the day index. Every sale
+# rewrote it before: one write in five, for a row that changes once a day per branch.
+# Rewriting it hourly keeps its TTL within an hour of the day's newest sale rows.
+DAY_INDEX_REFRESH_S = 3600.0
+
+
 class CassandraSaleWriter:
     """Writes sale events (all sale tables, the day index and the stock movements)."""
 
-    def __init__(self, db: Cassandra, concurrency: int) -> None:
+    def __init__(
+        self,
+        db: Cassandra,
+        concurrency: int,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._db = db
         self._slots = asyncio.Semaphore(concurrency)
+        self._clock = clock
+        self._days_written: dict[tuple[str, date], float] = {}
         self._inserts = [
             db.prepare(f"{insert_cql(table, SALE_COLUMNS)} USING TTL {SALES_TTL_SECONDS}")
             for table in _SALE_TABLES
@@ -644,19 +657,29 @@ class CassandraSaleWriter:
         async with self._slots:
             await self._db.execute(statement, params)
 
+    def _day_written_since(self, day: tuple[str, date], since: float) -> bool:
+        written = self._days_written.get(day)
+        return written is not None and written > since
+
     async def write(self, events: Sequence[SaleEvent]) -> None:
         """Write every event or raise; a partial write is repaired by writing it again."""
         writes: list[Coroutine[Any, Any, None]] = []
+        days: set[tuple[str, date]] = set()
         for event in events:
             rows = sale_rows(event)
             for row in rows:
                 params = [row[column] for column in SALE_COLUMNS]
                 writes.extend(self._run(insert, params) for insert in self._inserts)
-            writes.append(self._run(self._day, (event.branch.value, rows[0]["day"])))
+            days.add((event.branch.value, rows[0]["day"]))
             writes.extend(
                 self._run(self._move, _movement_params(m)) for m in movements_for_sale(event)
             )
+        now = self._clock()
+        stale = sorted(d for d in days if not self._day_written_since(d, now - DAY_INDEX_REFRESH_S))
+        writes.extend(self._run(self._day, day) for day in stale)
         await asyncio.gather(*writes)
+        # Only once they are stored: a failed batch is written again, day index included.
+        self._days_written.update(dict.fromkeys(stale, now))
 
 
 def _movement_params(movement: StockMovement) -> tuple[Any, ...]:

@@ -217,6 +217,40 @@ def test_the_consumer_write_path_rides_through_a_replica_loss(
     }
 
 
+def test_the_day_index_is_written_once_per_branch_day_and_hour(
+    dataset_rows: list[DatasetRow],
+) -> None:
+    now = [0.0]
+    session = FakeSession()
+    writer = CassandraSaleWriter(make_db(session), concurrency=8, clock=lambda: now[0])
+    first = event_from_row(dataset_rows[0])
+    same_day = first.model_copy(update={"invoice_id": "another-invoice"})
+
+    def day_writes() -> int:
+        return sum(cql.startswith("INSERT INTO sale_days") for _, cql in session.calls)
+
+    asyncio.run(writer.write([first, same_day]))
+    assert day_writes() == 1
+    now[0] += 3599
+    asyncio.run(writer.write([same_day]))
+    assert day_writes() == 1
+    now[0] += 1
+    asyncio.run(writer.write([same_day]))
+    assert day_writes() == 2
+
+
+def test_a_failed_batch_writes_its_day_index_again(dataset_rows: list[DatasetRow]) -> None:
+    session = FakeSession([WriteTimeout("timed out", write_type=WriteType.SIMPLE)])
+    writer = CassandraSaleWriter(make_db(session, cassandra_fallback_consistency="LOCAL_QUORUM"), 8)
+    event = event_from_row(dataset_rows[0])
+    with pytest.raises(DependencyUnavailable):
+        asyncio.run(writer.write([event]))
+    session.failures.clear()
+    session.calls.clear()
+    asyncio.run(writer.write([event]))
+    assert sum(cql.startswith("INSERT INTO sale_days") for _, cql in session.calls) == 1
+
+
 def test_one_warning_per_burst_of_downgrades(caplog: pytest.LogCaptureFixture) -> None:
     now = [0.0]
     session = FakeSession([unavailable()])
