@@ -13,7 +13,7 @@ Checkout order, and why:
    If the publish fails the charge stands (the event may have been stored despite the
    error); a retry with the key finishes the sale without charging again.
 5. Move stock right away (the consumer writes the same movement rows again, which
-   changes nothing), then store the receipt and close the cart.
+   changes nothing) and close the cart, both at once, then store the answer.
 """
 
 from __future__ import annotations
@@ -104,10 +104,7 @@ class CheckoutService:
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 
     async def _cart(self, cart_id: str) -> Cart:
-        cart = await self.carts.get(cart_id)
-        if cart is None:
-            raise CartNotFound(f"cart {cart_id} does not exist (or expired); create a new cart")
-        return cart
+        return _existing(cart_id, await self.carts.get(cart_id))
 
     def _view(self, cart: Cart) -> CartOut:
         priced = price_cart(cart, self.catalog)
@@ -163,8 +160,12 @@ class CheckoutService:
     ) -> CheckoutOutcome:
         key = validate_key(key)
         fingerprint = request_hash(cart_id, request.model_dump(mode="json"))
+        # Both reads at once: a checkout is a chain of round trips, and this pair is independent.
+        record, cart_or_none = await asyncio.gather(
+            self.idempotency.get(key), self.carts.get(cart_id)
+        )
         try:
-            finished = check_reuse(await self.idempotency.get(key), fingerprint)
+            finished = check_reuse(record, fingerprint)
         except IdempotencyConflict:
             metrics.CHECKOUTS.labels("conflict").inc()
             raise
@@ -175,7 +176,7 @@ class CheckoutService:
             )
 
         invoice_id = invoice_id_for(key)
-        cart = await self._cart(cart_id)
+        cart = _existing(cart_id, cart_or_none)
         if cart.invoice_id != invoice_id:
             # A resumed attempt of this key may find its own cart already closed.
             ready_for_checkout(cart)
@@ -193,11 +194,13 @@ class CheckoutService:
 
         event = self._sale_event(invoice_id, priced, request, charge)
         await self._publish(event)
-        levels = await self._move_stock(event)
+        # Close the cart (alongside the stock update) before storing the answer: if closing
+        # fails the client retries the key and ends here again, instead of a second key
+        # selling the cart twice.
+        levels, _ = await asyncio.gather(
+            self._move_stock(event), self.carts.save(close_cart(cart, invoice_id))
+        )
         body = _receipt(priced, event, charge, levels).model_dump(mode="json")
-        # Close the cart before storing the answer: if closing fails the client retries
-        # the key and ends here again, instead of a second key selling the cart twice.
-        await self.carts.save(close_cart(cart, invoice_id))
         await self._finish(pending, IdempotencyStatus.COMPLETED, 201, body)
         metrics.CHECKOUTS.labels("completed").inc()
         return CheckoutOutcome(201, body)
@@ -318,6 +321,12 @@ class CheckoutService:
             # The key stays pending; a retry redoes the idempotent steps and gets the same
             # answer, so losing this write costs a retry, not correctness.
             log.warning("could not store the answer for key %s: %s", pending.key, error)
+
+
+def _existing(cart_id: str, cart: Cart | None) -> Cart:
+    if cart is None:
+        raise CartNotFound(f"cart {cart_id} does not exist (or expired); create a new cart")
+    return cart
 
 
 def _receipt(
