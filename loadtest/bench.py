@@ -30,10 +30,10 @@ from loadtest.slo import Check, Slo, evaluate
 from loadtest.targets import LAB_INVENTORY, REPO, Targets, from_inventory
 
 RESULTS = REPO / "loadtest" / "results"
-# What the consumer writes per sale (app/checkout/storage.py, CassandraSaleWriter): each
-# line goes to the three sale tables and to stock_movements (the day index is written once
-# per branch and day, so it does not count per sale).
-ROWS_PER_LINE = 4
+# What the consumer writes per API sale (app/checkout/storage.py, CassandraSaleWriter): each
+# line goes to the three sale tables. The API stored the stock movements before publishing,
+# and the day index is written once per branch and day, so neither counts per sale.
+ROWS_PER_LINE = 3
 # A step whose achieved rate is below this share of the offered rate has saturated the pipeline.
 SATURATED = 0.9
 

@@ -71,6 +71,9 @@ class SaleEvent(BaseModel):
     tax: Decimal
     total: Decimal
     gross_income: Decimal
+    # True when the producer stored the sale's stock movements before publishing (the API
+    # does); the consumer then writes only the sale rows. Replayed rows leave it to the consumer.
+    stock_moved: bool = False
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -122,6 +125,7 @@ def build_event(
     gender: Gender | None,
     rating: Decimal | None,
     lines: tuple[SaleLine, ...],
+    stock_moved: bool = False,
 ) -> SaleEvent:
     totals = price_invoice(line.price() for line in lines)
     return SaleEvent(
@@ -140,6 +144,7 @@ def build_event(
         tax=totals.tax,
         total=totals.total,
         gross_income=totals.gross_income,
+        stock_moved=stock_moved,
     )
 
 

@@ -24,7 +24,7 @@ HTTP_LATENCY = Histogram(
 CHECKOUTS = Counter(
     "checkouts_total",
     "Checkout attempts by outcome (completed, replayed, declined, payment_timeout, "
-    "publish_failed, conflict).",
+    "stock_failed, publish_failed, conflict).",
     ["outcome"],
 )
 PAYMENTS = Counter(

@@ -7,13 +7,16 @@ Checkout order, and why:
    even if this attempt dies half-way.
 3. Charge with the key. Declined: nothing is sold, the answer is stored. Timed out: the
    charge is voided, nothing is sold, the key stays pending so the client may retry.
-4. Publish the sale and wait for the broker's ack: from then on the sale is durable.
-   The sale time is the gateway's approval time, which every retry of the key gets back,
-   so a retried publish is byte-for-byte the same event and lands on the same rows.
-   If the publish fails the charge stands (the event may have been stored despite the
-   error); a retry with the key finishes the sale without charging again.
-5. Move stock right away (the consumer writes the same movement rows again, which
-   changes nothing) and close the cart, both at once, then store the answer.
+4. Move stock right away, once the payment is approved (the goods have left with the
+   shopper). Movement rows are keyed by the invoice, so a retry rewrites the same rows.
+   If they cannot be stored nothing is published; a retry with the key finishes the sale.
+5. Publish the sale, marked `stock_moved` so the consumer writes only its sale rows,
+   and wait for the broker's ack: from then on the sale is durable. The sale time is the
+   gateway's approval time, which every retry of the key gets back, so a retried publish
+   is byte-for-byte the same event and lands on the same rows. If the publish fails the
+   charge stands (the event may have been stored despite the error); a retry with the
+   key finishes the sale without charging again. Meanwhile read the new stock levels for
+   the receipt and close the cart; then store the answer.
 """
 
 from __future__ import annotations
@@ -193,12 +196,13 @@ class CheckoutService:
             return await self._declined(pending, charge)
 
         event = self._sale_event(invoice_id, priced, request, charge)
-        await self._publish(event)
-        # Close the cart (alongside the stock update) before storing the answer: if closing
-        # fails the client retries the key and ends here again, instead of a second key
-        # selling the cart twice.
-        levels, _ = await asyncio.gather(
-            self._move_stock(event), self.carts.save(close_cart(cart, invoice_id))
+        await self._move_stock(event)
+        # Close the cart before storing the answer: if closing fails the client retries
+        # the key and ends here again, instead of a second key selling the cart twice.
+        levels, _, _ = await asyncio.gather(
+            self._stock_levels(event),
+            self._publish(event),
+            self.carts.save(close_cart(cart, invoice_id)),
         )
         body = _receipt(priced, event, charge, levels).model_dump(mode="json")
         await self._finish(pending, IdempotencyStatus.COMPLETED, 201, body)
@@ -261,6 +265,7 @@ class CheckoutService:
                 SaleLine.priced(line.product.product_id, line.product.product_line, line.price)
                 for line in priced.lines
             ),
+            stock_moved=True,
         )
 
     async def _publish(self, event: SaleEvent) -> None:
@@ -275,18 +280,25 @@ class CheckoutService:
             ) from error
         metrics.KAFKA_PUBLISH_LATENCY.observe(time.perf_counter() - started)
 
-    async def _move_stock(self, event: SaleEvent) -> dict[str, StockLevel]:
-        levels: dict[str, StockLevel] = {}
+    async def _move_stock(self, event: SaleEvent) -> None:
         try:
             await self.stock.record(movements_for_sale(event))
+        except DependencyUnavailable as error:
+            metrics.CHECKOUTS.labels("stock_failed").inc()
+            raise SaleNotRecorded(
+                f"the stock movement could not be stored ({error}); nothing was sold yet and "
+                "the payment is held, not charged twice: retry with the same Idempotency-Key"
+            ) from error
+
+    async def _stock_levels(self, event: SaleEvent) -> dict[str, StockLevel]:
+        levels: dict[str, StockLevel] = {}
+        try:
             products = [line.product_id for line in event.lines]
             found = await asyncio.gather(*(self.stock.level(event.branch, p) for p in products))
             levels = dict(zip(products, found, strict=True))
         except DependencyUnavailable as error:
-            # The sale is durable in Kafka and the consumer writes the same movements.
-            log.warning(
-                "stock update for invoice %s left to the consumer: %s", event.invoice_id, error
-            )
+            # The stock moved; only the receipt goes without the new levels.
+            log.warning("stock levels for invoice %s not read: %s", event.invoice_id, error)
         for level in levels.values():
             if level.negative:
                 metrics.NEGATIVE_STOCK.labels(level.branch.value).inc()

@@ -632,7 +632,8 @@ DAY_INDEX_REFRESH_S = 3600.0
 
 
 class CassandraSaleWriter:
-    """Writes sale events (all sale tables, the day index and the stock movements)."""
+    """Writes sale events: all sale tables, the day index, and the stock movements of the
+    events whose producer did not store them (replayed rows)."""
 
     def __init__(
         self,
@@ -671,9 +672,10 @@ class CassandraSaleWriter:
                 params = [row[column] for column in SALE_COLUMNS]
                 writes.extend(self._run(insert, params) for insert in self._inserts)
             days.add((event.branch.value, rows[0]["day"]))
-            writes.extend(
-                self._run(self._move, _movement_params(m)) for m in movements_for_sale(event)
-            )
+            if not event.stock_moved:
+                writes.extend(
+                    self._run(self._move, _movement_params(m)) for m in movements_for_sale(event)
+                )
         now = self._clock()
         stale = sorted(d for d in days if not self._day_written_since(d, now - DAY_INDEX_REFRESH_S))
         writes.extend(self._run(self._day, day) for day in stale)

@@ -42,8 +42,12 @@ class FakeStockLedger:
 
     initial: int = 100
     movements: dict[tuple[str, str, str], StockMovement] = field(default_factory=dict)
+    failures_left: int = 0
 
     async def record(self, movements: Sequence[StockMovement]) -> None:
+        if self.failures_left:
+            self.failures_left -= 1
+            raise DependencyUnavailable("Cassandra cannot meet LOCAL_QUORUM (fake)")
         for m in movements:
             self.movements[(m.branch.value, m.product_id, m.invoice_id)] = m
 

@@ -45,6 +45,7 @@ def test_checkout_publishes_moves_stock_and_closes_the_cart(
     (event,) = harness.publisher.events
     assert event.invoice_id == receipt["invoice_id"]
     assert event.source == "api"
+    assert event.stock_moved, "the API stores the movements before publishing"
     assert event.region == "Yangon"
     assert str(event.total) == receipt["total"]
     assert event.sold_at.isoformat().replace("+00:00", "Z") == receipt["sold_at"]
@@ -78,9 +79,29 @@ def test_a_failed_publish_keeps_the_charge_and_a_retry_finishes_once(
     assert failed.headers["Retry-After"] == "1"
     assert "retry with the same Idempotency-Key" in failed.json()["detail"]
     assert harness.publisher.events == []
-    assert harness.stock.movements == {}
+    # The payment was approved: the goods left with the shopper, so the stock moved.
+    assert len(harness.stock.movements) == 1
 
     retried = checkout(harness, cart_id, "key-kafka")
+    assert retried.status_code == 201
+    assert len(harness.publisher.events) == 1
+    assert len(harness.gateway.captured()) == 1
+    assert len(harness.stock.movements) == 1
+
+
+def test_a_failed_stock_write_publishes_nothing_and_a_retry_finishes_once(
+    harness: Harness, product_id: str
+) -> None:
+    cart_id = harness.cart_with(product_id)
+    harness.stock.failures_left = 1
+    failed = checkout(harness, cart_id, "key-stock")
+    assert failed.status_code == 503
+    assert "stock movement could not be stored" in failed.json()["detail"]
+    assert "retry with the same Idempotency-Key" in failed.json()["detail"]
+    assert harness.publisher.events == []
+    assert harness.stock.movements == {}
+
+    retried = checkout(harness, cart_id, "key-stock")
     assert retried.status_code == 201
     assert len(harness.publisher.events) == 1
     assert len(harness.gateway.captured()) == 1

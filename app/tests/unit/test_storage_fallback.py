@@ -239,6 +239,19 @@ def test_the_day_index_is_written_once_per_branch_day_and_hour(
     assert day_writes() == 2
 
 
+def test_stock_movements_are_written_only_for_events_that_did_not_store_them(
+    dataset_rows: list[DatasetRow],
+) -> None:
+    session = FakeSession()
+    writer = CassandraSaleWriter(make_db(session), concurrency=8)
+    replayed = event_from_row(dataset_rows[0])
+    from_api = event_from_row(dataset_rows[1]).model_copy(update={"stock_moved": True})
+    asyncio.run(writer.write([replayed, from_api]))
+    moved = [cql for _, cql in session.calls if cql.startswith("INSERT INTO stock_movements")]
+    sold = [cql for _, cql in session.calls if cql.startswith("INSERT INTO sales_by_invoice")]
+    assert (len(moved), len(sold)) == (1, 2)
+
+
 def test_a_failed_batch_writes_its_day_index_again(dataset_rows: list[DatasetRow]) -> None:
     session = FakeSession([WriteTimeout("timed out", write_type=WriteType.SIMPLE)])
     writer = CassandraSaleWriter(make_db(session, cassandra_fallback_consistency="LOCAL_QUORUM"), 8)
