@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, timezone
 
 from cassandra.cluster import Cluster, Session
 from cassandra.concurrent import execute_concurrent_with_args
@@ -17,6 +17,8 @@ from loadtest.targets import Targets
 SALES_TOPIC = "checkout-sales"
 CONSUMER_GROUP = "checkout-cassandra-writer"
 KEYSPACE = "checkout"
+# app/checkout/domain.py STORE_TZ: the supermarket's stores are in Myanmar.
+STORE_TZ = timezone(timedelta(hours=6, minutes=30), "MMT")
 
 
 def consumer_lag(bootstrap: list[str], group: str = CONSUMER_GROUP, topic: str = SALES_TOPIC) -> int:
@@ -62,9 +64,11 @@ def _session(targets: Targets) -> tuple[Cluster, Session]:
     return cluster, cluster.connect(KEYSPACE)
 
 
-def _days(start: datetime, end: datetime) -> Iterable[date]:
-    day = start.date()
-    while day <= end.date():
+def store_days(start: datetime, end: datetime) -> Iterable[date]:
+    """The day partitions a run's sales went to: days of the stores' clock (the app's
+    STORE_TZ, UTC+6:30), which is a day ahead of UTC from 17:30 UTC on."""
+    day = start.astimezone(STORE_TZ).date()
+    while day <= end.astimezone(STORE_TZ).date():
         yield day
         day += timedelta(days=1)
 
@@ -84,7 +88,7 @@ def stored_sales(targets: Targets, acked: list[str], start: datetime, end: datet
         )
         times: dict[str, set[datetime]] = {}
         for branch in sorted(targets.api_by_branch):
-            for day in _days(start, end):
+            for day in store_days(start, end):
                 for row in session.execute(in_window, (branch, day, start, end)):
                     times.setdefault(row.invoice_id, set()).add(row.sold_at)
     finally:

@@ -245,3 +245,14 @@ def test_the_database_profile_says_why_it_has_no_figures(answer: dict[str, objec
 
     with pytest.raises(db_profile.ProfileUnavailable, match=message):
         db_profile.parse(answer, _vector(({}, 1)))  # type: ignore[arg-type]
+
+
+def test_the_run_window_maps_to_the_stores_days() -> None:
+    from loadtest.verify import store_days
+
+    evening = datetime(2026, 11, 22, 17, 20, tzinfo=UTC)  # 23:50 in the stores
+    assert list(store_days(evening, evening)) == [datetime(2026, 11, 22).date()]
+    assert list(store_days(evening, datetime(2026, 11, 22, 17, 40, tzinfo=UTC))) == [
+        datetime(2026, 11, 22).date(),
+        datetime(2026, 11, 23).date(),
+    ]
