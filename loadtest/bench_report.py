@@ -34,6 +34,8 @@ def chart(path: Path, steps: list[Step], cassandra: RawCassandra, kafka: RawKafk
                       label=f"raw Cassandra / {rows_per_checkout:.1f} rows per checkout")  # fmt: skip
     rates.set_xscale("log", base=2)
     rates.set_yscale("log", base=2)
+    if rows_per_checkout:  # room for the raw Cassandra line above the measured points
+        rates.set_ylim(top=max(max(offered), cassandra.rows_per_s / rows_per_checkout) * 1.5)
     rates.set_xlabel("offered checkouts/s")
     rates.set_ylabel("checkouts/s")
     rates.set_title(f"Throughput (raw Kafka: {kafka.records_per_s:,.0f} records/s, off the chart)")

@@ -70,4 +70,5 @@ def per_checkout(before: Counters, after: Counters) -> dict[str, float]:
 
 
 def describe(profile: dict[str, float]) -> str:
-    return ", ".join(f"{kind} {count:.1f}" for kind, count in profile.items()) or "no figures"
+    shown = {kind: count for kind, count in profile.items() if count >= 0.05}  # not "0.0"
+    return ", ".join(f"{kind} {count:.1f}" for kind, count in shown.items()) or "no figures"

@@ -101,16 +101,15 @@ def test_a_short_run_through_the_web_api_reports_checkouts(web_ui: Path) -> None
         assert time.monotonic() < deadline, "the run did not stop within 60 s"
         time.sleep(1)
     # Each worker writes the invoices its tills saw acknowledged when it stops, which may
-    # be just after the master reports "stopped". Declines, retried timeouts and checkouts
-    # cut off by the stop are requests without an acknowledged invoice.
-    final = _get("/stats/requests")
-    checkouts = next(entry["num_requests"] for entry in final["stats"] if entry["name"] == CHECKOUT_NAME)
+    # be just after the master reports "stopped". (Not compared with the master's request
+    # count: a worker's last stats report can reach the master after "stopped", seen as
+    # 45 acknowledged against 39 counted.)
     deadline = time.monotonic() + 15
     while len(files := sorted(web_ui.glob("acked-*.txt"))) < 2 and time.monotonic() < deadline:
         time.sleep(1)
     assert len(files) == 2, f"acknowledged-invoice files of the 2 workers: {files}"
     acked = [line for path in files for line in path.read_text().split()]
-    assert 0 < len(acked) <= checkouts, (len(acked), checkouts)
+    assert acked, "the workers saw no checkout acknowledged"
     assert len(set(acked)) == len(acked), "an invoice acknowledged twice"
     # Stored by the consumers a moment after the API answered: give them a little while.
     deadline = time.monotonic() + 30
