@@ -36,6 +36,8 @@ REPLAY_ROWS = 60
 STORED_WITHIN_S = 30.0
 BACK_WITHIN_S = 150.0
 HINTS_WITHIN_S = 120.0
+# roles/cassandra: cassandra_data_dir (/var/lib/cassandra) + /hints.
+HINTS_DIR = "/var/lib/cassandra/hints"
 STORE_TZ = timedelta(hours=6, minutes=30)
 # Marks this module's checkouts among whatever else the lab sells meanwhile (a load test):
 # the rating is valid (0..10) but outside the dataset's 4..10.
@@ -46,6 +48,7 @@ MARKER_RATING = "0.7"
 class Outage:
     down: str
     peer: str
+    down_id: str  # its host ID
     others: list[str]  # every other Cassandra node: the coordinators that keep hints
     began: float
     back: bool = False
@@ -94,7 +97,7 @@ def outage(lab: Inventory) -> Iterator[Outage]:
     # Never take a second replica of a DC down: start only from a healthy DC.
     _wait_status(peer, down, "UN", 30)
     assert _status_of(peer, peer) == "UN"
-    current = Outage(down, peer, others, time.perf_counter())
+    current = Outage(down, peer, _host_id(peer, down), others, time.perf_counter())
     try:
         stopped = ssh(down, "systemctl stop cassandra", timeout_s=120)
         assert stopped.returncode == 0, stopped.stderr
@@ -106,20 +109,27 @@ def outage(lab: Inventory) -> Iterator[Outage]:
         current.restore()
 
 
-def _hint_files_for(node: str, target: str) -> int:
-    """Hint files `node` holds for `target` (`nodetool listpendinghints`; 0 when none)."""
-    listed = ssh(node, "nodetool listpendinghints", timeout_s=60)
+def _host_id(peer: str, address: str) -> str:
+    """The host ID `nodetool status` on `peer` shows for `address`: hint files are named by it."""
+    result = ssh(peer, "nodetool status", timeout_s=60)
+    for line in result.stdout.splitlines():
+        if re.match(rf"^[UD][NLJM]\s+{re.escape(address)}\s", line):
+            found = re.search(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", line)
+            if found:
+                return found.group(0)
+    raise AssertionError(f"no host ID for {address} in {peer}'s nodetool status:\n{result.stdout}")
+
+
+def _hint_files_for(node: str, host_id: str) -> int:
+    """Hint files `node` keeps for the host `host_id` (<host id>-<time>-<version>.hints).
+    (`nodetool listpendinghints` lists none while the target is down, so the files it is.)"""
+    listed = ssh(node, f"ls -1 {HINTS_DIR}", timeout_s=60)
     assert listed.returncode == 0, listed.stderr
-    for line in listed.stdout.splitlines():
-        fields = line.split()
-        if target in fields:
-            # Host ID, Address, Rack, DC, Status, Total files, Newest, Oldest
-            return int(fields[fields.index(target) + 4])
-    return 0
+    return sum(name.startswith(host_id) and name.endswith(".hints") for name in listed.stdout.split())
 
 
 def _hints_for(outage: Outage) -> dict[str, int]:
-    counts = {node: _hint_files_for(node, outage.down) for node in outage.others}
+    counts = {node: _hint_files_for(node, outage.down_id) for node in outage.others}
     return {node: count for node, count in counts.items() if count}
 
 
@@ -288,7 +298,7 @@ def test_checkouts_and_replay_during_the_outage_are_stored_exactly_once(
 
 def test_the_node_gets_what_it_missed_by_hinted_handoff(outage: Outage) -> None:
     """The coordinators keep hints for the down replica (flushed to files every 10 s) and
-    hand them over once it is back, so it does not have to wait for a repair."""
+    hand them over once it is back (then delete the files), so it need not wait for a repair."""
     deadline = time.perf_counter() + HINTS_WITHIN_S
     while not (hinted := _hints_for(outage)) and time.perf_counter() < deadline:
         time.sleep(2)
