@@ -273,10 +273,8 @@ class CheckoutService:
         try:
             await self.publisher.publish(event)
         except PublishError as error:
-            metrics.CHECKOUTS.labels("publish_failed").inc()
-            raise SaleNotRecorded(
-                f"the sale could not be confirmed by Kafka ({error}); the payment is held, not "
-                "charged twice: retry with the same Idempotency-Key to finish the checkout"
+            raise _retry_with_key(
+                "publish_failed", "the sale could not be confirmed by Kafka", error
             ) from error
         metrics.KAFKA_PUBLISH_LATENCY.observe(time.perf_counter() - started)
 
@@ -284,10 +282,8 @@ class CheckoutService:
         try:
             await self.stock.record(movements_for_sale(event))
         except DependencyUnavailable as error:
-            metrics.CHECKOUTS.labels("stock_failed").inc()
-            raise SaleNotRecorded(
-                f"the stock movement could not be stored ({error}); nothing was sold yet and "
-                "the payment is held, not charged twice: retry with the same Idempotency-Key"
+            raise _retry_with_key(
+                "stock_failed", "the stock movement could not be stored", error
             ) from error
 
     async def _stock_levels(self, event: SaleEvent) -> dict[str, StockLevel]:
@@ -333,6 +329,15 @@ class CheckoutService:
             # The key stays pending; a retry redoes the idempotent steps and gets the same
             # answer, so losing this write costs a retry, not correctness.
             log.warning("could not store the answer for key %s: %s", pending.key, error)
+
+
+def _retry_with_key(outcome: str, what: str, error: Exception) -> SaleNotRecorded:
+    """A step after the approved payment failed: the client finishes it by retrying its key."""
+    metrics.CHECKOUTS.labels(outcome).inc()
+    return SaleNotRecorded(
+        f"{what} ({error}); the payment is held, not charged twice: retry with the same "
+        "Idempotency-Key to finish the checkout"
+    )
 
 
 def _existing(cart_id: str, cart: Cart | None) -> Cart:
