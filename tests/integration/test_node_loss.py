@@ -69,14 +69,20 @@ class Outage:
         )
 
 
-def _status_of(peer: str, address: str) -> str | None:
-    """Two-letter state of `address` in `nodetool status` run on `peer` (UN, DN...)."""
+def _status_line(peer: str, address: str) -> str | None:
+    """The line of `address` in `nodetool status` run on `peer`, if it has one."""
     result = ssh(peer, "nodetool status", timeout_s=60)
     for line in result.stdout.splitlines():
-        match = re.match(r"^([UD][NLJM])\s+(\S+)\s", line)
-        if match and match.group(2) == address:
-            return match.group(1)
+        match = re.match(r"^[UD][NLJM]\s+(\S+)\s", line)
+        if match and match.group(1) == address:
+            return line
     return None
+
+
+def _status_of(peer: str, address: str) -> str | None:
+    """Two-letter state of `address` in `nodetool status` run on `peer` (UN, DN...)."""
+    line = _status_line(peer, address)
+    return None if line is None else line[:2]
 
 
 def _wait_status(peer: str, address: str, wanted: str, within_s: float) -> float:
@@ -111,13 +117,10 @@ def outage(lab: Inventory) -> Iterator[Outage]:
 
 def _host_id(peer: str, address: str) -> str:
     """The host ID `nodetool status` on `peer` shows for `address`: hint files are named by it."""
-    result = ssh(peer, "nodetool status", timeout_s=60)
-    for line in result.stdout.splitlines():
-        if re.match(rf"^[UD][NLJM]\s+{re.escape(address)}\s", line):
-            found = re.search(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", line)
-            if found:
-                return found.group(0)
-    raise AssertionError(f"no host ID for {address} in {peer}'s nodetool status:\n{result.stdout}")
+    line = _status_line(peer, address) or ""
+    found = re.search(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", line)
+    assert found, f"no host ID for {address} in {peer}'s nodetool status: {line!r}"
+    return found.group(0)
 
 
 def _hint_files_for(node: str, host_id: str) -> int:
