@@ -1,9 +1,11 @@
 """Sales reports: one aggregation core fed two ways.
 
-Batch: rows read back from Cassandra (sales_by_branch_day). Streaming: running totals
-updated per Kafka event. Both turn their input into the same facts (one per invoice
-line, the stored row shape) and feed one Aggregator, which ignores a fact it has already
-counted, so a redelivered or replayed event changes no total, as in Cassandra.
+Batch: the `sales` rows read back from Cassandra (one per invoice, its lines inside).
+Streaming: running totals updated per Kafka event. Both expand their input into the same
+facts, one per invoice line (`checkout.events.line_rows` of the stored row; for an event,
+`sale_rows`, which is line_rows of the row it is stored as), and feed one Aggregator,
+which ignores a line it has already counted, so a redelivered or replayed event changes
+no total, as in Cassandra where it overwrites its own row.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from checkout.events import SaleEvent, sale_rows
+from checkout.events import SaleEvent, line_rows, sale_rows
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,15 +47,15 @@ def _as_date(value: Any) -> date:
     return converted
 
 
-def fact_from_row(row: Mapping[str, Any]) -> SaleFact:
-    """A stored sale row (a Cassandra row as a mapping, or sale_rows() output)."""
+def fact_from_line(row: Mapping[str, Any]) -> SaleFact:
+    """One invoice line in the report shape (an item of line_rows() or sale_rows())."""
     return SaleFact(
         invoice_id=row["invoice_id"],
         line_no=row["line_no"],
         branch=row["branch"],
         day=_as_date(row["day"]),
         hour=row["hour"],
-        product_line=row["product_line"],
+        product_line=str(row["product_line"]),
         payment=row["payment"],
         customer_type=row["customer_type"],
         gender=row["gender"],
@@ -66,8 +68,14 @@ def fact_from_row(row: Mapping[str, Any]) -> SaleFact:
     )
 
 
+def facts_from_sale(row: Mapping[str, Any]) -> list[SaleFact]:
+    """The facts of one stored `sales` row (a Cassandra row as a mapping, or sale_row()
+    output): one per line of its `lines` JSON."""
+    return [fact_from_line(line) for line in line_rows(row)]
+
+
 def facts_from_event(event: SaleEvent) -> list[SaleFact]:
-    return [fact_from_row(row) for row in sale_rows(event)]
+    return [fact_from_line(line) for line in sale_rows(event)]
 
 
 def _band(value: Decimal | None, width: int) -> str:

@@ -18,12 +18,13 @@ from datetime import date
 from pathlib import Path
 from types import FrameType
 
+from checkout.adapters.cassandra.session import Cassandra
 from checkout.analytics import (
     DIMENSIONS,
     Aggregator,
     SaleFact,
-    fact_from_row,
     facts_from_event,
+    facts_from_sale,
     format_table,
     write_chart,
 )
@@ -32,21 +33,21 @@ from checkout.consumer import decode, make_consumer, poll
 from checkout.dataset import packaged_dataset_lines, parse_lines
 from checkout.domain import Branch
 from checkout.errors import DependencyUnavailable
-from checkout.events import SaleEvent, event_from_row
-from checkout.storage import Cassandra
+from checkout.events import SALE_COLUMNS, SaleEvent, event_from_row
 
 
 def stored_facts(db: Cassandra, first: date | None, last: date | None) -> Iterator[SaleFact]:
-    """Read every stored sale line, one (branch, day) partition at a time."""
+    """Read every stored sale, one (branch, day) partition of `sales` at a time, as one
+    fact per line of each invoice row."""
     days = db.prepare("SELECT day FROM sale_days WHERE branch = ?")
-    sales = db.prepare("SELECT * FROM sales_by_branch_day WHERE branch = ? AND day = ?")
+    sales = db.prepare(f"SELECT {', '.join(SALE_COLUMNS)} FROM sales WHERE branch = ? AND day = ?")
     for branch in Branch:
         for day_row in db.read_all(days, (branch.value,)):
             day = day_row.day.date()
             if (first and day < first) or (last and day > last):
                 continue
             for row in db.read_all(sales, (branch.value, day_row.day)):
-                yield fact_from_row(row._asdict())
+                yield from facts_from_sale(row._asdict())
 
 
 def _print_and_chart(aggregator: Aggregator, names: list[str], out: Path | None, note: str) -> None:

@@ -1,5 +1,6 @@
-"""Batch (rows read back from Cassandra) and streaming (running totals per Kafka event)
-share one aggregation core; on the same data they must agree to the last decimal."""
+"""Batch (`sales` rows read back from Cassandra, one per invoice with its lines inside)
+and streaming (running totals per Kafka event) share one aggregation core; on the same
+data they must agree to the last decimal."""
 
 import random
 from collections import namedtuple
@@ -20,8 +21,11 @@ from checkout.analytics import (
     write_chart,
 )
 from checkout.analytics_cli import main, stored_facts
+from checkout.catalog import Catalog
 from checkout.dataset import DatasetRow
-from checkout.events import SALE_COLUMNS, SaleEvent, event_from_row, sale_rows
+from checkout.domain import Branch, CustomerType, PaymentMethod
+from checkout.events import SALE_COLUMNS, SaleEvent, SaleLine, build_event, event_from_row, sale_row
+from checkout.pricing import price_line
 
 Row = namedtuple("Row", SALE_COLUMNS)  # type: ignore[misc]
 DayRow = namedtuple("DayRow", ["day"])
@@ -34,21 +38,22 @@ class StoredSales:
     def __init__(self, events: Iterable[SaleEvent]) -> None:
         self.partitions: dict[tuple[str, date], dict[tuple[Any, ...], Row]] = {}
         for event in events:
-            for row in sale_rows(event):
-                stored = dict(row)
-                stored["day"] = Date(row["day"])
-                stored["sold_at"] = row["sold_at"].astimezone(UTC).replace(tzinfo=None)
-                key = (stored["sold_at"], row["invoice_id"], row["line_no"])
-                # Same primary key -> same row: a second write of a sale overwrites it.
-                self.partitions.setdefault((row["branch"], row["day"]), {})[key] = Row(**stored)
+            row = sale_row(event)
+            stored = dict(row)
+            stored["day"] = Date(row["day"])
+            stored["sold_at"] = row["sold_at"].astimezone(UTC).replace(tzinfo=None)
+            key = (stored["sold_at"], row["invoice_id"])
+            # Same primary key -> same row: a second write of a sale overwrites it.
+            self.partitions.setdefault((row["branch"], row["day"]), {})[key] = Row(**stored)
 
     def prepare(self, cql: str, read: bool = False) -> str:
         return cql
 
     def read_all(self, cql: str, params: tuple[Any, ...]) -> list[Any]:
-        if cql.startswith("SELECT day FROM sale_days"):
+        if cql.startswith("SELECT day FROM sale_days WHERE branch = ?"):
             days = sorted(day for branch, day in self.partitions if branch == params[0])
             return [DayRow(Date(day)) for day in days]
+        assert " FROM sales WHERE branch = ? AND day = ?" in cql, cql
         rows = self.partitions[(params[0], params[1].date())]
         return [rows[key] for key in sorted(rows)]
 
@@ -74,6 +79,52 @@ def test_batch_and_streaming_agree_on_the_dataset(dataset_rows: list[DatasetRow]
     assert batch.facts == stream.facts == 1000
     for name in DIMENSIONS:
         assert batch.report(name) == stream.report(name), name
+
+
+def basket(catalog: Catalog, invoice_id: str, quantities: Iterable[int]) -> SaleEvent:
+    """An API-style sale: one invoice, one line per product."""
+    products = list(catalog)
+    lines = tuple(
+        SaleLine.priced(p.product_id, p.product_line, price_line(p.unit_price, quantity))
+        for p, quantity in zip(products, quantities, strict=False)
+    )
+    return build_event(
+        invoice_id=invoice_id,
+        source="api",
+        region="Yangon",
+        branch=Branch.A,
+        sold_at=datetime(2026, 11, 28, 18, 0, tzinfo=UTC),  # 00:30 on the 29th in the store
+        payment=PaymentMethod.CASH,
+        customer_type=CustomerType.MEMBER,
+        gender=None,
+        rating=None,
+        lines=lines,
+    )
+
+
+def test_batch_expands_the_lines_of_each_stored_invoice(catalog: Catalog) -> None:
+    sales = [basket(catalog, "inv-1", [1, 2, 3]), basket(catalog, "inv-2", [4])]
+    stored = StoredSales([*sales, sales[0]])  # the redelivered sale overwrote its own row
+    assert sum(len(rows) for rows in stored.partitions.values()) == 2
+
+    facts = list(stored_facts(stored, None, None))  # type: ignore[arg-type]
+    assert [(f.invoice_id, f.line_no, f.quantity) for f in facts] == [
+        ("inv-1", 1, 1),
+        ("inv-1", 2, 2),
+        ("inv-1", 3, 3),
+        ("inv-2", 1, 4),
+    ]
+    assert {f.day for f in facts} == {date(2026, 11, 29)}
+    assert all(isinstance(f.product_line, str) for f in facts)
+
+    batch = Aggregator().add_all(facts)
+    stream = streamed([*sales, sales[0]])
+    assert batch.facts == stream.facts == 4
+    for name in DIMENSIONS:
+        assert batch.report(name) == stream.report(name), name
+    (branch_a,) = batch.report("branch")
+    assert (branch_a.invoices, branch_a.quantity) == (2, 10)
+    assert branch_a.total == sum((sale.total for sale in sales), Decimal(0))
 
 
 def test_reports_match_the_csv(dataset_rows: list[DatasetRow]) -> None:
