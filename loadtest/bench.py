@@ -17,45 +17,27 @@ import json
 import platform
 import socket
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 
 import psutil
 
 from loadtest import db_profile, raw_cassandra, raw_kafka
-from loadtest.lab_usage import Usage, UsageMeter
+from loadtest.bench_report import chart, markdown
+from loadtest.bench_step import Step
+from loadtest.lab_usage import UsageMeter
 from loadtest.run import RunResult, run_locust
-from loadtest.slo import Check, Slo, evaluate
+from loadtest.slo import Slo, evaluate
 from loadtest.targets import LAB_INVENTORY, REPO, Targets, from_inventory
 
 RESULTS = REPO / "loadtest" / "results"
-# What the consumer writes per API sale (app/checkout/storage.py, CassandraSaleWriter): each
-# line goes to the three sale tables. The API stored the stock movements before publishing,
-# and the day index is written once per branch and day, so neither counts per sale.
-ROWS_PER_LINE = 3
+# What the consumer writes per sale: its one `sales` row, whatever the number of lines
+# (they are inside it). The API moves the stock in the region's keyspace, and the day index
+# is written once per branch and day, so neither counts per sale.
+ROWS_PER_SALE = 1
 # A step whose achieved rate is below this share of the offered rate has saturated the pipeline.
 SATURATED = 0.9
-
-
-@dataclass(frozen=True)
-class Step:
-    offered: float
-    achieved: float
-    requests: int
-    failures: int
-    p50_ms: float
-    p95_ms: float
-    p99_ms: float
-    acked: int
-    rows_written: float  # rows the consumers wrote for the step's sales
-    usage: Usage
-    db_requests: dict[str, float]  # Cassandra coordinator requests per checkout, by kind
-    checks: list[Check]
-
-    @property
-    def passed(self) -> bool:
-        return all(c.passed for c in self.checks)
 
 
 def db_counters(targets: Targets) -> db_profile.Counters | None:
@@ -88,7 +70,7 @@ def run_step(targets: Targets, rate: float, hold_s: float, processes: int) -> St
         p95_ms=checkout.p95_ms if checkout else 0.0,
         p99_ms=checkout.p99_ms if checkout else 0.0,
         acked=len(result.acked),
-        rows_written=stored.lines * ROWS_PER_LINE,
+        rows_written=stored.found * ROWS_PER_SALE,
         usage=usage,
         db_requests=db_profile.per_checkout(before, after) if before and after else {},
         checks=checks,
@@ -210,8 +192,6 @@ def write_results(
     cassandra: raw_cassandra.RawCassandra,
     kafka: raw_kafka.RawKafka,
 ) -> None:
-    from loadtest.bench_report import chart, markdown
-
     out.mkdir(parents=True, exist_ok=True)
     stem = out / f"{started:%Y-%m-%d}-{socket.gethostname()}"
     facts = machine_facts()

@@ -12,10 +12,10 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt
 from matplotlib import ticker
 
+from loadtest.bench_step import Step
 from loadtest.db_profile import describe
 
 if TYPE_CHECKING:
-    from loadtest.bench import Step
     from loadtest.raw_cassandra import RawCassandra
     from loadtest.raw_kafka import RawKafka
 

@@ -2,9 +2,11 @@
 
 cassandra-stress is not published on Maven Central for Cassandra 5.0 (the lab assembles
 Cassandra from the cassandra-all jars), so this plays its part: processes on the
-controller write rows shaped exactly like `sales_by_branch_day` (a copy of its schema,
-same replication, same consistency level) as fast as the cluster takes them, with the
-same driver and load-balancing policy the consumer uses, and count what was acknowledged.
+controller write rows shaped exactly like `checkout.sales` (one row per invoice with its
+lines as JSON, built by the app's own `sale_row`) into a scratch copy of that table (same
+schema, same replication, same consistency level) as fast as the cluster takes them, with
+the same driver and load-balancing policy the consumer uses, and count what was
+acknowledged.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import multiprocessing
 import random
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -22,14 +25,19 @@ from cassandra import ConsistencyLevel
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
 from cassandra.concurrent import execute_concurrent_with_args
 from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
+from checkout.catalog import product_id_for
+from checkout.domain import STORE_TZ, Branch, CustomerType, Gender, PaymentMethod, ProductLine
+from checkout.events import SALE_COLUMNS, SaleLine, build_event, sale_row
+from checkout.pricing import price_line
 
 from loadtest import shopper
 from loadtest.targets import Targets
 
 SOURCE_KEYSPACE = "checkout"
 BENCH_KEYSPACE = "checkout_bench"
-TABLE = "sales_by_branch_day"
-CITY = {"A": "Yangon", "B": "Mandalay", "C": "Naypyitaw"}
+TABLE = "sales"
+# Distinct baskets priced up front; each write then only gets a fresh invoice id and time.
+TEMPLATES = 500
 
 
 @dataclass(frozen=True)
@@ -84,20 +92,42 @@ def drop_bench_keyspace(targets: Targets) -> None:
         cluster.shutdown()
 
 
-def _rows(deadline: float, seed: int) -> Any:
+def sale_templates(seed: int, count: int = TEMPLATES) -> list[dict[str, Any]]:
+    """Stored sale rows of baskets drawn as the load test draws them (the app's sale_row of
+    the app's event), so the scratch rows carry real line counts and JSON sizes."""
     rng = random.Random(seed)
-    sales = shopper.load_sales()
-    while time.monotonic() < deadline:
-        sale = rng.choice(sales)
-        now = datetime.now(UTC)
-        line, price = sale.product
-        total = (price * sale.quantity * Decimal("1.05")).quantize(Decimal("0.0001"))
-        cogs = price * sale.quantity
-        yield (
-            sale.branch, now.date(), now, str(uuid.uuid4()), 1, now.hour, CITY[sale.branch], "bench", "bench",
-            sale.payment, sale.customer_type, sale.gender, Decimal(sale.rating), "bench", line, price,
-            sale.quantity, cogs, total - cogs, total, total - cogs, Decimal("4.761904762"),
+    by_branch = shopper.by_branch(shopper.load_sales())
+    templates = []
+    for _ in range(count):
+        basket = shopper.draw_basket(rng, by_branch[rng.choice(sorted(by_branch))])
+        lines = tuple(
+            SaleLine.priced(product_id_for(ProductLine(line), price), ProductLine(line), price_line(price, quantity))
+            for (line, price), quantity in basket.items
+        )
+        event = build_event(
+            invoice_id="template", source="api", region="bench", branch=Branch(basket.branch),
+            sold_at=datetime.now(UTC), payment=PaymentMethod(basket.payment),
+            customer_type=CustomerType(basket.customer_type), gender=Gender(basket.gender),
+            rating=Decimal(basket.rating), lines=lines,
         )  # fmt: skip
+        templates.append(sale_row(event))
+    return templates
+
+
+def _rows(deadline: float, seed: int) -> Iterator[tuple[Any, ...]]:
+    rng = random.Random(seed)
+    templates = sale_templates(seed)
+    while time.monotonic() < deadline:
+        now = datetime.now(UTC)
+        local = now.astimezone(STORE_TZ)
+        row = {
+            **rng.choice(templates),
+            "invoice_id": str(uuid.uuid4()),
+            "sold_at": now,
+            "day": local.date(),
+            "hour": local.hour,
+        }
+        yield tuple(row[column] for column in SALE_COLUMNS)
 
 
 def _writer(task: tuple[str, list[str], str, float, int, int]) -> tuple[int, int]:
@@ -106,9 +136,7 @@ def _writer(task: tuple[str, list[str], str, float, int, int]) -> tuple[int, int
     try:
         session = cluster.connect(BENCH_KEYSPACE)
         insert = session.prepare(
-            f"INSERT INTO {TABLE} (branch, day, sold_at, invoice_id, line_no, hour, city, region, source, payment, "
-            "customer_type, gender, rating, product_id, product_line, unit_price, quantity, cogs, tax, total, "
-            "gross_income, gross_margin_pct) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            f"INSERT INTO {TABLE} ({', '.join(SALE_COLUMNS)}) VALUES ({', '.join('?' * len(SALE_COLUMNS))})"
         )
         rows = errors = 0
         deadline = time.monotonic() + seconds

@@ -1,14 +1,22 @@
-"""What a run left behind: consumer lag on Kafka, and the acknowledged sales in Cassandra."""
+"""What a run left behind: consumer lag on Kafka, and the acknowledged sales in Cassandra.
+
+A sale is one row of `checkout.sales` (one per invoice, its lines inside), found by its
+branch, store day and sale time: the audit reads the run's window of every branch's day
+partitions in every DC and expects each acknowledged invoice exactly once in each, and no
+invoice the run did not acknowledge.
+"""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 from cassandra.cluster import Cluster, Session
-from cassandra.concurrent import execute_concurrent_with_args
+from checkout.domain import STORE_TZ, Branch
+from checkout.events import stored_lines
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
 from loadtest.raw_cassandra import connect
@@ -16,9 +24,10 @@ from loadtest.targets import Targets
 
 SALES_TOPIC = "checkout-sales"
 CONSUMER_GROUP = "checkout-cassandra-writer"
-KEYSPACE = "checkout"
-# app/checkout/domain.py STORE_TZ: the supermarket's stores are in Myanmar.
-STORE_TZ = timezone(timedelta(hours=6, minutes=30), "MMT")
+KEYSPACE = "checkout"  # roles/checkout_app: checkout_app_cassandra_keyspace, the shared keyspace
+# Sales stamped this close outside the run's window (a clock step, a request in flight at
+# the edges) are still found; only those inside it count as unexpected.
+WINDOW_MARGIN = timedelta(seconds=60)
 
 
 def consumer_lag(bootstrap: list[str], group: str = CONSUMER_GROUP, topic: str = SALES_TOPIC) -> int:
@@ -50,18 +59,13 @@ def seconds_to_zero_lag(bootstrap: list[str], give_up_s: float = 120.0) -> float
 @dataclass(frozen=True)
 class StoredSales:
     acked: int
-    found: int
-    lines: int  # sale lines (products) of the found sales
-    missing: list[str]
-    in_window: int  # distinct invoices in the branch/day partitions during the run
-    duplicated: list[str]  # invoices stored under more than one sale time
-    unexpected: list[str]  # invoices in the window the run never saw acknowledged
-
-
-def _session(targets: Targets) -> tuple[Cluster, Session]:
-    # QUORUM over all DCs: the rows were written at LOCAL_QUORUM in some region.
-    cluster = connect(*next(iter(targets.cassandra_by_dc.items())), "QUORUM")
-    return cluster, cluster.connect(KEYSPACE)
+    found: int  # acknowledged invoices with exactly one row in every DC read
+    lines: int  # sale lines (products) inside the found invoices' rows
+    missing: list[str]  # acknowledged invoices without a row in some DC
+    in_window: int  # distinct invoices stored during the run (any DC)
+    duplicated: list[str]  # invoices with more than one row in some DC (stored under two sale times)
+    unexpected: list[str]  # invoices stored during the run that it never saw acknowledged
+    dcs: tuple[str, ...] = ()  # the DCs read
 
 
 def store_days(start: datetime, end: datetime) -> Iterable[date]:
@@ -73,33 +77,69 @@ def store_days(start: datetime, end: datetime) -> Iterable[date]:
         day += timedelta(days=1)
 
 
-def stored_sales(targets: Targets, acked: list[str], start: datetime, end: datetime) -> StoredSales:
-    cluster, session = _session(targets)
-    try:
-        by_invoice = session.prepare("SELECT line_no FROM sales_by_invoice WHERE invoice_id = ?")
-        wanted = sorted(set(acked))
-        results = execute_concurrent_with_args(session, by_invoice, [(i,) for i in wanted], concurrency=100)
-        lines_of = {invoice: len(list(rows)) if ok else 0 for invoice, (ok, rows) in zip(wanted, results, strict=True)}
-        missing = [invoice for invoice, lines in lines_of.items() if lines == 0]
+def _utc(moment: datetime) -> datetime:
+    # cassandra-driver returns timestamps as naive UTC.
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
-        in_window = session.prepare(
-            "SELECT invoice_id, sold_at FROM sales_by_branch_day"
-            " WHERE branch = ? AND day = ? AND sold_at >= ? AND sold_at <= ?"
-        )
-        times: dict[str, set[datetime]] = {}
-        for branch in sorted(targets.api_by_branch):
-            for day in store_days(start, end):
-                for row in session.execute(in_window, (branch, day, start, end)):
-                    times.setdefault(row.invoice_id, set()).add(row.sold_at)
-    finally:
-        cluster.shutdown()
-    acked_set = set(wanted)
+
+def audit(
+    acked: Iterable[str], rows_by_dc: Mapping[str, Iterable[Mapping[str, Any]]], start: datetime, end: datetime
+) -> StoredSales:
+    """Judge the `sales` rows (invoice_id, sold_at, lines) each DC holds around the run."""
+    wanted = set(acked)
+    missing: set[str] = set()
+    duplicated: set[str] = set()
+    in_window: set[str] = set()
+    lines: dict[str, int] = {}
+    for rows in rows_by_dc.values():
+        rows_of: dict[str, list[Mapping[str, Any]]] = {}
+        for row in rows:
+            rows_of.setdefault(row["invoice_id"], []).append(row)
+        missing |= wanted - rows_of.keys()
+        duplicated |= {invoice for invoice, stored in rows_of.items() if len(stored) > 1}
+        in_window |= {
+            invoice
+            for invoice, stored in rows_of.items()
+            if any(start <= _utc(row["sold_at"]) <= end for row in stored)
+        }
+        for invoice in wanted & rows_of.keys():
+            lines.setdefault(invoice, len(stored_lines(rows_of[invoice][0])))
+    found = wanted - missing - duplicated
     return StoredSales(
         acked=len(wanted),
-        found=len(wanted) - len(missing),
-        lines=sum(lines_of.values()),
-        missing=missing,
-        in_window=len(times),
-        duplicated=sorted(i for i, t in times.items() if len(t) > 1),
-        unexpected=sorted(set(times) - acked_set),
+        found=len(found),
+        lines=sum(lines[invoice] for invoice in found),
+        missing=sorted(missing),
+        in_window=len(in_window),
+        duplicated=sorted(duplicated),
+        unexpected=sorted(in_window - wanted),
+        dcs=tuple(rows_by_dc),
     )
+
+
+def window_rows(session: Session, start: datetime, end: datetime) -> list[dict[str, Any]]:
+    """The `sales` rows of every branch sold between start and end (with the margin)."""
+    statement = session.prepare(
+        f"SELECT invoice_id, sold_at, lines FROM {KEYSPACE}.sales"
+        " WHERE branch = ? AND day = ? AND sold_at >= ? AND sold_at <= ?"
+    )
+    low, high = start - WINDOW_MARGIN, end + WINDOW_MARGIN
+    return [
+        row._asdict()
+        for branch in Branch
+        for day in store_days(low, high)
+        for row in session.execute(statement, (branch.value, day, low, high))
+    ]
+
+
+def stored_sales(targets: Targets, acked: list[str], start: datetime, end: datetime) -> StoredSales:
+    """Every DC's copy, each read at LOCAL_QUORUM in that DC: the rows were written at
+    LOCAL_QUORUM in the sale's region and must have reached the others too."""
+    rows_by_dc: dict[str, list[dict[str, Any]]] = {}
+    for dc, addresses in targets.cassandra_by_dc.items():
+        cluster: Cluster = connect(dc, addresses, "LOCAL_QUORUM")
+        try:
+            rows_by_dc[dc] = window_rows(cluster.connect(), start, end)
+        finally:
+            cluster.shutdown()
+    return audit(acked, rows_by_dc, start, end)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 from collections import Counter
 from datetime import UTC, datetime
@@ -9,6 +10,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from checkout.domain import STORE_TZ
 
 from loadtest import shopper
 from loadtest.run import CHECKOUT_NAME, EndpointStats, RunResult, read_stats
@@ -172,7 +174,7 @@ def test_the_kafka_perf_test_summary_is_parsed() -> None:
 
 
 def _step(offered: float, achieved: float, p95: float, passed: bool) -> object:
-    from loadtest.bench import Step
+    from loadtest.bench_step import Step
     from loadtest.lab_usage import Usage, VmUsage
     from loadtest.slo import Check
 
@@ -256,3 +258,48 @@ def test_the_run_window_maps_to_the_stores_days() -> None:
         datetime(2026, 11, 22).date(),
         datetime(2026, 11, 23).date(),
     ]
+
+
+def _stored(invoice: str, sold_at: datetime, lines: int = 1) -> dict[str, object]:
+    """A `sales` row as the audit reads it (invoice_id, sold_at, lines): the app's sale_row
+    of a drawn basket, the sale time naive UTC as the driver returns it."""
+    from loadtest.raw_cassandra import sale_templates
+
+    template = next(t for t in sale_templates(5, 50) if len(json.loads(t["lines"])) == lines)
+    return {"invoice_id": invoice, "sold_at": sold_at.replace(tzinfo=None), "lines": template["lines"]}
+
+
+def test_the_audit_wants_each_acknowledged_invoice_once_in_every_dc() -> None:
+    from loadtest.verify import audit
+
+    start = datetime(2026, 11, 29, 10, 0, tzinfo=UTC)
+    end = datetime(2026, 11, 29, 10, 5, tzinfo=UTC)
+    during = datetime(2026, 11, 29, 10, 1, tzinfo=UTC)
+    yangon = [_stored("i1", during, 2), _stored("i2", during)]
+    clean = audit(["i1", "i2"], {"Yangon": yangon, "Mandalay": list(yangon)}, start, end)
+    assert clean == StoredSales(2, 2, 3, [], 2, [], [], ("Yangon", "Mandalay"))
+
+    # Not yet in Mandalay; stored twice (under two sale times) in Yangon; a stranger in the
+    # window; an older sale just before it is neither.
+    before = datetime(2026, 11, 29, 9, 59, 30, tzinfo=UTC)
+    rows = {
+        "Yangon": [*yangon, _stored("i2", during.replace(second=9)), _stored("x", during), _stored("old", before)],
+        "Mandalay": [yangon[1]],
+    }
+    found = audit(["i1", "i2"], rows, start, end)
+    assert (found.found, found.missing, found.duplicated, found.unexpected) == (0, ["i1"], ["i2"], ["x"])
+    assert found.in_window == 3
+
+
+def test_the_raw_writer_writes_the_apps_sale_row() -> None:
+    import time
+
+    from checkout.events import SALE_COLUMNS, line_rows
+
+    from loadtest.raw_cassandra import _rows
+
+    row = dict(zip(SALE_COLUMNS, next(_rows(time.monotonic() + 5, 1)), strict=True))
+    assert row["day"] == row["sold_at"].astimezone(STORE_TZ).date()
+    lines = line_rows(row)
+    assert 1 <= len(lines) <= 5
+    assert sum((line["total"] for line in lines), Decimal(0)) == row["total"]
