@@ -55,10 +55,8 @@ class Settings(BaseSettings):
 
     initial_stock: int = Field(100, ge=0, description="Stock level of a product never restocked.")
 
-    payment_seed: int = 20190101
-    payment_latency_ms: float = Field(80.0, ge=0, description="Median gateway latency.")
-    payment_decline_rate: float = Field(0.03, ge=0, le=1)
-    payment_timeout_rate: float = Field(0.01, ge=0, le=1)
+    # The payment gateway service (checkout-gateway) and how long a charge may take.
+    payment_gateway_url: str = "http://127.0.0.1:8090"
     payment_timeout_s: float = Field(2.0, gt=0)
 
     log_level: str = "INFO"

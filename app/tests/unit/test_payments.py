@@ -1,10 +1,12 @@
 import asyncio
+import dataclasses
 from decimal import Decimal
 
 import pytest
 
 from checkout.domain import PaymentMethod
-from checkout.payments import ChargeConflict, ChargeOutcome, ChargeRequest, SandboxGateway
+from checkout.gateway import SandboxGateway
+from checkout.payments import ChargeConflict, ChargeOutcome, ChargeRequest
 from tests.unit.conftest import HarnessFactory
 
 
@@ -88,7 +90,10 @@ def test_same_key_is_charged_once_and_other_amounts_are_refused() -> None:
 
     async def scenario() -> None:
         first = await gateway.charge(_request("k"))
-        assert await gateway.charge(_request("k")) == first
+        assert not first.replayed
+        again = await gateway.charge(_request("k"))
+        assert again.replayed
+        assert dataclasses.replace(again, replayed=False) == first
         with pytest.raises(ChargeConflict):
             await gateway.charge(_request("k", "11.00"))
 
@@ -108,3 +113,49 @@ def test_seeded_declines_are_reproducible_and_near_the_rate() -> None:
     first = outcomes()
     assert first == outcomes()
     assert 150 < first.count(ChargeOutcome.DECLINED) < 250
+
+
+def test_same_key_with_another_fingerprint_is_refused() -> None:
+    gateway = _gateway()
+    request = _request("k")
+
+    async def scenario() -> None:
+        await gateway.charge(request)
+        with pytest.raises(ChargeConflict):
+            await gateway.charge(dataclasses.replace(request, fingerprint="another-request"))
+
+    asyncio.run(scenario())
+
+
+def test_without_a_fingerprint_the_charge_terms_are_the_fingerprint() -> None:
+    assert _request("a").fingerprint == _request("b").fingerprint
+    assert _request("a").fingerprint != _request("a", "11.00").fingerprint
+    assert ChargeRequest("k", Decimal(1), PaymentMethod.CASH, "r", "given").fingerprint == "given"
+
+
+def test_two_concurrent_charges_with_one_key_make_one_charge() -> None:
+    gateway = SandboxGateway(
+        seed=1, median_latency_s=0.01, decline_rate=0.0, timeout_rate=0.0, hang_s=0.0
+    )
+
+    async def race() -> list[bool]:
+        results = await asyncio.gather(*(gateway.charge(_request("k")) for _ in range(5)))
+        assert len({r.charge_id for r in results}) == 1
+        return [r.replayed for r in results]
+
+    assert sorted(asyncio.run(race())) == [False, True, True, True, True]
+    assert len(gateway.captured()) == 1
+
+
+def test_a_void_makes_the_next_charge_with_the_key_new() -> None:
+    gateway = _gateway()
+
+    async def scenario() -> None:
+        first = await gateway.charge(_request("k"))
+        await gateway.void("k")
+        await gateway.void("k")  # idempotent
+        second = await gateway.charge(_request("k", "12.00"))
+        assert (second.replayed, second.charge_id == first.charge_id) == (False, False)
+
+    asyncio.run(scenario())
+    assert len(gateway.captured()) == 1
