@@ -55,6 +55,17 @@ class EmptyCart(CartError):
 
 
 @dataclass(frozen=True, slots=True)
+class CheckoutRecord:
+    """What a finished checkout of the cart answered, and under which key and request:
+    a retry with the key is answered from it."""
+
+    key: str
+    request_hash: str
+    response_status: int
+    response_body: str
+
+
+@dataclass(frozen=True, slots=True)
 class Cart:
     cart_id: str
     branch: Branch
@@ -62,6 +73,7 @@ class Cart:
     items: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
     status: CartStatus = CartStatus.OPEN
     invoice_id: str | None = None
+    checkout: CheckoutRecord | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,9 +90,26 @@ class PricedCart:
 
 
 class CartStore(Protocol):
-    async def get(self, cart_id: str) -> Cart | None: ...
+    """Carts by id. Changes are written as what changed (an item added, a product
+    removed, the checkout record), never as a read-modify-write of the whole cart."""
 
-    async def save(self, cart: Cart) -> None: ...
+    async def get(self, cart_id: str, *, fresh: bool = False) -> Cart | None:
+        """The cart; `fresh` reads the database even if a recent copy is at hand."""
+        ...
+
+    async def create(self, cart: Cart) -> None: ...
+
+    async def add(self, cart: Cart, product_id: str, quantity: int) -> None:
+        """Record `quantity` more of a product; `cart` is the cart with it added."""
+        ...
+
+    async def remove(self, cart: Cart, product_id: str) -> None:
+        """Record the product's removal; `cart` is the cart without it."""
+        ...
+
+    async def close(self, cart: Cart) -> None:
+        """Store the checked-out cart's status, invoice and checkout record."""
+        ...
 
 
 def new_cart(branch: Branch, now: datetime) -> Cart:
@@ -144,8 +173,8 @@ def price_cart(cart: Cart, catalog: Catalog) -> PricedCart:
     return PricedCart(cart=cart, lines=lines, totals=price_invoice(line.price for line in lines))
 
 
-def close_cart(cart: Cart, invoice_id: str) -> Cart:
-    return replace(cart, status=CartStatus.CHECKED_OUT, invoice_id=invoice_id)
+def close_cart(cart: Cart, invoice_id: str, record: CheckoutRecord) -> Cart:
+    return replace(cart, status=CartStatus.CHECKED_OUT, invoice_id=invoice_id, checkout=record)
 
 
 def ready_for_checkout(cart: Cart) -> None:

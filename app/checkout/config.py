@@ -12,6 +12,8 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from checkout.domain import CITY_BY_BRANCH, Branch
+
 ConsistencyName = Literal["ANY", "ONE", "LOCAL_ONE", "LOCAL_QUORUM", "QUORUM", "EACH_QUORUM", "ALL"]
 
 # NoDecode: host lists arrive as "a,b,c" (what an inventory renders), not as JSON.
@@ -26,7 +28,13 @@ class Settings(BaseSettings):
     cassandra_hosts: HostList = Field(default_factory=lambda: ["127.0.0.1"])
     cassandra_port: int = 9042
     cassandra_local_dc: str = "datacenter1"
-    cassandra_keyspace: str = Field("checkout", pattern=r"^[a-z][a-z0-9_]{0,47}$")
+    # The shared keyspace (sales, every DC); each region's own is region_keyspace() of it.
+    cassandra_keyspace: str = Field("checkout", pattern=r"^[a-z][a-z0-9_]{0,30}$")
+    # Which DC is each branch's home: its carts and stock live in that DC's keyspace.
+    # "A:Yangon,B:Mandalay" as the inventory renders it; the default is the lab's.
+    branch_dcs: Annotated[dict[Branch, str], NoDecode] = Field(
+        default_factory=lambda: dict(CITY_BY_BRANCH)
+    )
     cassandra_consistency: ConsistencyName = "LOCAL_QUORUM"
     # Level a statement is re-run at when the main one cannot be met (a replica down);
     # "" turns the fallback off. Ignored unless weaker than the main level.
@@ -66,6 +74,24 @@ class Settings(BaseSettings):
     def _split_comma_list(cls, value: object) -> object:
         if isinstance(value, str):
             return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("branch_dcs", mode="before")
+    @classmethod
+    def _split_branch_dcs(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        pairs = [item.strip().partition(":") for item in value.split(",") if item.strip()]
+        if any(not dc for _, _, dc in pairs):
+            raise ValueError("expected BRANCH:DC pairs, e.g. A:Yangon,B:Mandalay")
+        return {branch.strip(): dc.strip() for branch, _, dc in pairs}
+
+    @field_validator("branch_dcs")
+    @classmethod
+    def _every_branch(cls, value: dict[Branch, str]) -> dict[Branch, str]:
+        missing = sorted(set(Branch) - set(value))
+        if missing:
+            raise ValueError(f"no home DC for branch(es) {', '.join(missing)}")
         return value
 
     @field_validator("cassandra_hosts", "kafka_bootstrap")

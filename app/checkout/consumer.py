@@ -26,11 +26,12 @@ from prometheus_client import start_http_server
 from pydantic import ValidationError
 
 from checkout import metrics
+from checkout.adapters.cassandra.sales import CassandraSaleWriter
+from checkout.adapters.cassandra.session import Cassandra
 from checkout.config import Settings, get_settings
 from checkout.errors import DependencyUnavailable, RequestRejected
 from checkout.events import PublishError, SaleEvent
 from checkout.producer import await_ack, make_producer, send
-from checkout.storage import Cassandra, CassandraSaleWriter
 
 log = logging.getLogger(__name__)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta, timezone
 from enum import StrEnum
 
@@ -17,6 +18,12 @@ CITY_BY_BRANCH: dict[Branch, str] = {
     Branch.B: "Mandalay",
     Branch.C: "Naypyitaw",
 }
+
+
+def region_keyspace(shared_keyspace: str, dc: str) -> str:
+    """The keyspace of a region's operational state (carts, stock), replicated only in the
+    region's DC: the shared keyspace's name and the DC's, e.g. checkout_yangon."""
+    return f"{shared_keyspace}_{re.sub(r'[^a-z0-9_]', '_', dc.lower())}"
 
 
 def check_city(branch: Branch, city: str) -> None:

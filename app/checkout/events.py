@@ -8,11 +8,12 @@ the version, which is why unknown fields are ignored rather than refused.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, fields
 from decimal import Decimal
 from typing import Any, Literal, Protocol, Self
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
 from checkout.catalog import product_id_for
 from checkout.dataset import DatasetRow
@@ -71,8 +72,9 @@ class SaleEvent(BaseModel):
     tax: Decimal
     total: Decimal
     gross_income: Decimal
-    # True when the producer stored the sale's stock movements before publishing (the API
-    # does); the consumer then writes only the sale rows. Replayed rows leave it to the consumer.
+    # True for API sales: the API moved their stock when the payment was approved.
+    # Replayed dataset rows are history (backfill for reports) and move no stock today.
+    # Consumers store the sale either way and never move stock themselves.
     stock_moved: bool = False
 
     @model_validator(mode="after")
@@ -168,14 +170,14 @@ def event_from_row(row: DatasetRow, region: str = "") -> SaleEvent:
     )
 
 
-# The flattened form stored in Cassandra: one row per invoice line, with the local day and
-# hour precomputed so that reports never need time-zone arithmetic.
+# The form stored in Cassandra: one row per invoice, with the local day and hour
+# precomputed so that reports never need time-zone arithmetic, and the lines inside as a
+# JSON array (money as decimal strings, exactly as in the event).
 SALE_COLUMNS = (
     "branch",
     "day",
     "sold_at",
     "invoice_id",
-    "line_no",
     "hour",
     "city",
     "region",
@@ -184,44 +186,54 @@ SALE_COLUMNS = (
     "customer_type",
     "gender",
     "rating",
-    "product_id",
-    "product_line",
-    "unit_price",
-    "quantity",
     "cogs",
     "tax",
     "total",
     "gross_income",
-    "gross_margin_pct",
+    "lines",
 )
+_LINES = TypeAdapter(tuple[SaleLine, ...])
+
+
+def sale_row(event: SaleEvent) -> dict[str, Any]:
+    """The event as its one stored row."""
+    local = event.sold_at.astimezone(STORE_TZ)
+    return {
+        "branch": event.branch.value,
+        "day": local.date(),
+        "sold_at": event.sold_at,
+        "invoice_id": event.invoice_id,
+        "hour": local.hour,
+        "city": event.city,
+        "region": event.region,
+        "source": event.source,
+        "payment": event.payment.value,
+        "customer_type": event.customer_type.value,
+        "gender": None if event.gender is None else event.gender.value,
+        "rating": event.rating,
+        "cogs": event.cogs,
+        "tax": event.tax,
+        "total": event.total,
+        "gross_income": event.gross_income,
+        "lines": _LINES.dump_json(event.lines).decode(),
+    }
+
+
+def stored_lines(row: Mapping[str, Any]) -> tuple[SaleLine, ...]:
+    """The lines of a stored sale row (a Cassandra row as a mapping, or sale_row() output)."""
+    return _LINES.validate_json(row["lines"])
+
+
+def line_rows(row: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """A stored sale row flattened to one mapping per line (line_no from 1), the invoice's
+    columns repeated on each: the shape reports aggregate."""
+    invoice = {k: v for k, v in row.items() if k != "lines"}
+    return [
+        {**invoice, "line_no": line_no, **line.model_dump()}
+        for line_no, line in enumerate(stored_lines(row), start=1)
+    ]
 
 
 def sale_rows(event: SaleEvent) -> list[dict[str, Any]]:
-    local = event.sold_at.astimezone(STORE_TZ)
-    return [
-        {
-            "branch": event.branch.value,
-            "day": local.date(),
-            "sold_at": event.sold_at,
-            "invoice_id": event.invoice_id,
-            "line_no": line_no,
-            "hour": local.hour,
-            "city": event.city,
-            "region": event.region,
-            "source": event.source,
-            "payment": event.payment.value,
-            "customer_type": event.customer_type.value,
-            "gender": None if event.gender is None else event.gender.value,
-            "rating": event.rating,
-            "product_id": line.product_id,
-            "product_line": line.product_line.value,
-            "unit_price": line.unit_price,
-            "quantity": line.quantity,
-            "cogs": line.cogs,
-            "tax": line.tax,
-            "total": line.total,
-            "gross_income": line.gross_income,
-            "gross_margin_pct": line.gross_margin_pct,
-        }
-        for line_no, line in enumerate(event.lines, start=1)
-    ]
+    """The event's lines as report rows (what line_rows() gives for its stored row)."""
+    return line_rows(sale_row(event))

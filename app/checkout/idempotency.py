@@ -2,9 +2,12 @@
 
 The key decides the invoice id (a UUIDv5 of the key), so every retry of one checkout,
 even two racing ones, names the same invoice, and every write downstream is keyed by
-it. The stored record keeps a hash of the request, not the request: a retry with the
-same key and the same request gets the first answer back; a different request under a
-used key is refused rather than silently answered with someone else's receipt.
+it. A finished checkout keeps its record in the cart (a hash of the request, not the
+request, and the answer): a retry with the same key and the same request gets the first
+answer back; a different request under a used key is refused rather than silently
+answered with someone else's receipt. The key is also the payment gateway's idempotency
+key, with the request hash as its fingerprint, so the gateway refuses the key reused for
+another cart or request before anything is charged, even while nothing is recorded yet.
 """
 
 from __future__ import annotations
@@ -13,20 +16,13 @@ import hashlib
 import json
 import re
 import uuid
-from dataclasses import dataclass
-from datetime import datetime
-from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any
+
+from checkout.cart import Cart, CheckoutRecord, ready_for_checkout
 
 # The header may carry any printable ASCII token up to 255 characters (UUIDs, ULIDs, ...).
 _KEY_RE = re.compile(r"^[\x21-\x7e]{1,255}$")
 _INVOICE_NAMESPACE = uuid.UUID("6f1c3c2e-6a35-4c8e-9a3e-5b0d7c1f2a90")
-
-
-class IdempotencyStatus(StrEnum):
-    PENDING = "pending"
-    COMPLETED = "completed"
-    DECLINED = "declined"
 
 
 class InvalidIdempotencyKey(ValueError):
@@ -35,23 +31,6 @@ class InvalidIdempotencyKey(ValueError):
 
 class IdempotencyConflict(Exception):
     """The key was used before for a different request."""
-
-
-@dataclass(frozen=True, slots=True)
-class IdempotencyRecord:
-    key: str
-    request_hash: str
-    invoice_id: str
-    status: IdempotencyStatus
-    created_at: datetime
-    response_status: int | None = None
-    response_body: str | None = None
-
-
-class IdempotencyStore(Protocol):
-    async def get(self, key: str) -> IdempotencyRecord | None: ...
-
-    async def put(self, record: IdempotencyRecord) -> None: ...
 
 
 def validate_key(key: str | None) -> str:
@@ -79,17 +58,18 @@ def invoice_id_for(key: str) -> str:
     return str(uuid.uuid5(_INVOICE_NAMESPACE, key))
 
 
-def check_reuse(record: IdempotencyRecord | None, expected_hash: str) -> IdempotencyRecord | None:
-    """Return the record to answer from, None to proceed, or refuse a different request."""
-    if record is None:
+def answered(cart: Cart, key: str, expected_hash: str) -> CheckoutRecord | None:
+    """The stored answer to replay, None to proceed, or refuse a different request.
+
+    A cart checked out under another key is CartClosed; under this key with another
+    request, IdempotencyConflict."""
+    record = cart.checkout
+    if record is None or record.key != key:
+        ready_for_checkout(cart)
         return None
     if record.request_hash != expected_hash:
         raise IdempotencyConflict(
-            f"Idempotency-Key {record.key!r} was already used for a different checkout request "
-            f"(invoice {record.invoice_id}); use a new key for a new request"
+            f"Idempotency-Key {key!r} was already used for a different checkout request "
+            f"(invoice {cart.invoice_id}); use a new key for a new request"
         )
-    if record.status is IdempotencyStatus.PENDING:
-        # A previous attempt stopped half-way (timeout, crash): every step is keyed by the
-        # invoice id and the charge by the key, so running it again is safe.
-        return None
     return record

@@ -8,14 +8,14 @@ validates decoded JSON, where enum values arrive as plain strings.)
 
 from __future__ import annotations
 
-from datetime import datetime
 from decimal import Decimal
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 from checkout.cart import MAX_QUANTITY_PER_LINE, CartStatus
 from checkout.domain import Branch, CustomerType, Gender, PaymentMethod, ProductLine
+from checkout.inventory import MAX_RESTOCK
 
 
 class _Request(BaseModel):
@@ -40,6 +40,15 @@ class CheckoutRequest(_Request):
     )
 
 
+class RestockRequest(_Request):
+    quantity: StrictInt = Field(gt=0, le=MAX_RESTOCK, description="Units delivered.")
+
+
+class BranchOut(BaseModel):
+    branch: Branch
+    city: str
+
+
 class ProductOut(BaseModel):
     product_id: str
     product_line: ProductLine
@@ -62,7 +71,7 @@ class CartOut(BaseModel):
     city: str
     status: CartStatus
     invoice_id: str | None
-    created_at: datetime
+    created_at: AwareDatetime = Field(description="When the cart was opened, in UTC.")
     lines: list[CartLineOut]
     cogs: Decimal
     tax: Decimal
@@ -73,10 +82,6 @@ class CartOut(BaseModel):
 class ReceiptLineOut(CartLineOut):
     gross_income: Decimal
     gross_margin_pct: Decimal
-    stock_level: int | None = Field(
-        description="Stock at the branch after this sale; null if it could not be read now."
-    )
-    stock_negative: bool
 
 
 class ReceiptOut(BaseModel):
@@ -84,7 +89,7 @@ class ReceiptOut(BaseModel):
     cart_id: str
     branch: Branch
     city: str
-    sold_at: datetime
+    sold_at: AwareDatetime = Field(description="The payment's approval time, in UTC.")
     payment: PaymentMethod
     charge_id: str
     customer_type: CustomerType

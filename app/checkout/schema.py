@@ -1,10 +1,13 @@
 """Render and apply the versioned CQL files of checkout/cql/, idempotently.
 
-Each file NNN_name.cql is applied once, in order, and recorded in schema_version with
-its checksum; every statement is IF NOT EXISTS, so a run interrupted half-way is simply
-run again. The keyspace's replication comes from the command line (the inventory's DCs
-and node counts); if it differs from the live keyspace, the keyspace is altered, since
-adding a region is an inventory edit plus a playbook run.
+Two kinds of keyspace: the shared one (cql/shared/: sales), replicated to every DC, and
+one per DC for that region's operational state (cql/region/: carts, stock), replicated
+only in its own DC. Each file NNN_name.cql is applied once per keyspace, in order, and
+recorded in that keyspace's schema_version with its checksum; every statement is IF NOT
+EXISTS, so a run interrupted half-way is simply run again. The replication comes from
+the command line (the inventory's DCs and node counts); if it differs from a live
+keyspace, the keyspace is altered, since adding a node or a region is an inventory edit
+plus a playbook run. Then every branch's stock levels that are missing are seeded.
 """
 
 from __future__ import annotations
@@ -15,13 +18,16 @@ import logging
 import re
 import sys
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from importlib import resources
 from string import Template
 from typing import Any
 
 from cassandra import OperationTimedOut
+from cassandra.concurrent import execute_concurrent_with_args
 
+from checkout.adapters.cassandra.session import connect_cluster, profile_name
+from checkout.catalog import default_catalog
 from checkout.config import Settings, get_settings
 from checkout.cql import (
     CART_TTL_SECONDS,
@@ -29,8 +35,8 @@ from checkout.cql import (
     SALES_TTL_SECONDS,
     TWCS_WINDOW_DAYS,
 )
+from checkout.domain import STORE_TZ, Branch, region_keyspace
 from checkout.errors import DependencyUnavailable
-from checkout.storage import connect_cluster
 
 _FILE_RE = re.compile(r"^(\d{3})_[a-z0-9_]+\.cql$")
 _DC_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
@@ -68,7 +74,9 @@ def replication_cql(replication: dict[str, int]) -> str:
     return f"{{'class': 'NetworkTopologyStrategy', {entries}}}"
 
 
-def schema_files(keyspace: str, replication: dict[str, int]) -> list[SchemaFile]:
+def schema_files(
+    keyspace: str, replication: dict[str, int], kind: str = "shared"
+) -> list[SchemaFile]:
     values = {
         "keyspace": keyspace,
         "replication": replication_cql(replication),
@@ -78,7 +86,9 @@ def schema_files(keyspace: str, replication: dict[str, int]) -> list[SchemaFile]
         "twcs_window_days": TWCS_WINDOW_DAYS,
     }
     files = []
-    for entry in sorted(resources.files("checkout.cql").iterdir(), key=lambda e: e.name):
+    for entry in sorted(
+        resources.files("checkout.cql").joinpath(kind).iterdir(), key=lambda e: e.name
+    ):
         match = _FILE_RE.match(entry.name)
         if match:
             text = Template(entry.read_text("utf-8")).substitute(values)
@@ -122,47 +132,113 @@ def _execute(session: Any, stmt: str, params: tuple[Any, ...] | None = None) -> 
     return None
 
 
+def keyspaces(shared: str, replication: dict[str, int]) -> dict[str, tuple[str, dict[str, int]]]:
+    """keyspace -> (kind, replication): the shared one everywhere, each DC's own in it."""
+    plan = {shared: ("shared", replication)}
+    for dc, factor in sorted(replication.items()):
+        plan[region_keyspace(shared, dc)] = ("region", {dc: factor})
+    return plan
+
+
+def _apply_keyspace(
+    session: Any, keyspace: str, replication: dict[str, int], files: list[SchemaFile]
+) -> list[str]:
+    done: list[str] = []
+    live = _live_replication(session, keyspace)
+    for stmt in statements(files[0].text):
+        _execute(session, stmt)
+    if live is not None and live != replication:
+        _execute(
+            session,
+            f"ALTER KEYSPACE {keyspace} WITH replication = {replication_cql(replication)}",
+        )
+        done.append(
+            f"altered {keyspace} replication {live} -> {replication}; "
+            "run 'nodetool repair -full' on each node of the new or grown DCs"
+        )
+    applied = {
+        row.version: row.checksum
+        for row in _execute(session, f"SELECT version, checksum FROM {keyspace}.schema_version")
+    }
+    for schema_file in files:
+        if schema_file.version in applied:
+            if applied[schema_file.version] != schema_file.checksum:
+                log.warning(
+                    "%s of %s changed after it was applied; add a new numbered file instead",
+                    schema_file.name,
+                    keyspace,
+                )
+            continue
+        if schema_file is not files[0]:
+            for stmt in statements(schema_file.text):
+                _execute(session, stmt)
+        _execute(
+            session,
+            f"INSERT INTO {keyspace}.schema_version (version, name, checksum, applied_at) "
+            "VALUES (%s, %s, %s, %s)",
+            (schema_file.version, schema_file.name, schema_file.checksum, datetime.now(UTC)),
+        )
+        done.append(f"applied {schema_file.name} to {keyspace}")
+    return done
+
+
+def _seed_stock(session: Any, keyspace: str, dc: str, branch: Branch, level: int) -> int:
+    """Give every catalog product a level at `branch` unless it has one; returns how many.
+
+    as_of is yesterday: nothing moved before the seeding, so today's movements count."""
+    # Coordinated in the branch's DC: its keyspace has replicas nowhere else.
+    have = {
+        row.product_id
+        for row in session.execute(
+            f"SELECT product_id FROM {keyspace}.stock_levels WHERE branch = %s",
+            (branch.value,),
+            timeout=DDL_TIMEOUT_S,
+            execution_profile=profile_name(dc, True, False),
+        )
+    }
+    missing = [p.product_id for p in default_catalog() if p.product_id not in have]
+    if not missing:
+        return 0
+    as_of = datetime.now(UTC).astimezone(STORE_TZ).date() - timedelta(days=1)
+    insert = session.prepare(
+        f"INSERT INTO {keyspace}.stock_levels (branch, product_id, level, as_of) "
+        "VALUES (?, ?, ?, ?)"
+    )
+    insert.consistency_level = None
+    results = execute_concurrent_with_args(
+        session,
+        insert,
+        [(branch.value, pid, level, as_of) for pid in missing],
+        concurrency=32,
+        raise_on_first_error=False,
+        execution_profile=profile_name(dc, False, False),
+    )
+    failed = [result for ok, result in results if not ok]
+    if failed:
+        raise DependencyUnavailable(f"seeding stock in {keyspace} failed: {failed[0]}")
+    return len(missing)
+
+
 def apply(settings: Settings, replication: dict[str, int]) -> list[str]:
-    """Apply pending schema files; return what was done, one line per action."""
-    keyspace = settings.cassandra_keyspace
-    files = schema_files(keyspace, replication)
+    """Apply pending schema files to every keyspace, seed missing stock levels; return
+    what was done, one line per action."""
+    shared = settings.cassandra_keyspace
     done: list[str] = []
     cluster, session = connect_cluster(settings, keyspace=None, schema_agreement_wait_s=60)
     try:
-        live = _live_replication(session, keyspace)
-        for stmt in statements(files[0].text):
-            _execute(session, stmt)
-        if live is not None and live != replication:
-            _execute(
-                session,
-                f"ALTER KEYSPACE {keyspace} WITH replication = {replication_cql(replication)}",
-            )
-            done.append(
-                f"altered {keyspace} replication {live} -> {replication}; "
-                "run 'nodetool repair -full' on each node of the new or grown DCs"
-            )
-        applied = {
-            row.version: row.checksum
-            for row in _execute(session, f"SELECT version, checksum FROM {keyspace}.schema_version")
-        }
-        for schema_file in files:
-            if schema_file.version in applied:
-                if applied[schema_file.version] != schema_file.checksum:
-                    log.warning(
-                        "%s changed after it was applied; add a new numbered file instead",
-                        schema_file.name,
-                    )
+        for keyspace, (kind, factors) in keyspaces(shared, replication).items():
+            files = schema_files(keyspace, factors, kind)
+            done += _apply_keyspace(session, keyspace, factors, files)
+        for branch, dc in sorted(settings.branch_dcs.items()):
+            if dc not in replication:
                 continue
-            if schema_file is not files[0]:
-                for stmt in statements(schema_file.text):
-                    _execute(session, stmt)
-            _execute(
-                session,
-                f"INSERT INTO {keyspace}.schema_version (version, name, checksum, applied_at) "
-                "VALUES (%s, %s, %s, %s)",
-                (schema_file.version, schema_file.name, schema_file.checksum, datetime.now(UTC)),
-            )
-            done.append(f"applied {schema_file.name}")
+            keyspace = region_keyspace(shared, dc)
+            seeded = _seed_stock(session, keyspace, dc, branch, settings.initial_stock)
+            if seeded:
+                done.append(
+                    f"seeded {seeded} stock levels of branch {branch} in {keyspace} "
+                    f"at {settings.initial_stock}"
+                )
     finally:
         cluster.shutdown()
     return done
@@ -189,13 +265,21 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as error:
         parser.error(str(error))
     if args.print:
-        for schema_file in schema_files(settings.cassandra_keyspace, replication):
-            print(f"-- {schema_file.name} (checksum {schema_file.checksum})\n{schema_file.text}")
+        for keyspace, (kind, factors) in keyspaces(
+            settings.cassandra_keyspace, replication
+        ).items():
+            for schema_file in schema_files(keyspace, factors, kind):
+                print(f"-- {keyspace}: {schema_file.name} (checksum {schema_file.checksum})")
+                print(schema_file.text)
         return 0
     try:
         done = apply(settings, replication)
     except DependencyUnavailable as error:
         print(f"checkout-schema: {error}", file=sys.stderr)
         return 1
-    print("\n".join(done) if done else f"schema of {settings.cassandra_keyspace} is up to date")
+    print(
+        "\n".join(done)
+        if done
+        else f"schema of {settings.cassandra_keyspace} and its regions is up to date"
+    )
     return 0

@@ -1,22 +1,23 @@
 """The checkout use cases, over small interfaces for storage, Kafka and the gateway.
 
 Checkout order, and why:
-1. Refuse a reused Idempotency-Key with a different request; answer a finished one
-   from its record.
-2. Record the key as pending before charging, so a later different request is refused
-   even if this attempt dies half-way.
-3. Charge with the key. Declined: nothing is sold, the answer is stored. Timed out: the
-   charge is voided, nothing is sold, the key stays pending so the client may retry.
-4. Move stock right away, once the payment is approved (the goods have left with the
-   shopper). Movement rows are keyed by the invoice, so a retry rewrites the same rows.
-   If they cannot be stored nothing is published; a retry with the key finishes the sale.
-5. Publish the sale, marked `stock_moved` so the consumer writes only its sale rows,
-   and wait for the broker's ack: from then on the sale is durable. The sale time is the
-   gateway's approval time, which every retry of the key gets back, so a retried publish
-   is byte-for-byte the same event and lands on the same rows. If the publish fails the
-   charge stands (the event may have been stored despite the error); a retry with the
-   key finishes the sale without charging again. Meanwhile read the new stock levels for
-   the receipt and close the cart; then store the answer.
+1. Read the cart from Cassandra (one request). A cart checked out under this key is
+   answered from its record (a different request under the key is refused); under
+   another key it is closed.
+2. Charge with the key, the request hash as the fingerprint. The gateway decides each key
+   once: a retry, on any API node, gets the first charge and approval time back, and the
+   key reused for another request is refused there. Declined: nothing is sold (the cart
+   stays open, the shopper pays another way with a new key). Timed out: the charge is
+   voided and nothing is sold; the client may retry with the key.
+3. At once, concurrently: move the stock (one request; movements keyed by the invoice,
+   so a retry rewrites the same rows) and publish the sale (acks=all); from the ack on
+   the sale is durable. The sale time is the gateway's approval time, which every retry
+   gets back, so a retried publish is byte-for-byte the same event on the same rows.
+4. Then close the cart with the answer (one request). Only now: a retry that finds the
+   record gets the receipt, so the record must not exist before the sale does. If a step
+   of 3 or 4 fails the charge stands and a retry with the key finishes the sale without
+   charging again.
+So a checkout is one Cassandra round trip before the gateway and two after it.
 """
 
 from __future__ import annotations
@@ -35,13 +36,13 @@ from checkout.cart import (
     Cart,
     CartNotFound,
     CartStore,
+    CheckoutRecord,
     PricedCart,
     add_item,
     close_cart,
     lookup_product,
     new_cart,
     price_cart,
-    ready_for_checkout,
     remove_item,
 )
 from checkout.catalog import Catalog
@@ -50,15 +51,12 @@ from checkout.errors import DependencyUnavailable
 from checkout.events import EventPublisher, PublishError, SaleEvent, SaleLine, build_event
 from checkout.idempotency import (
     IdempotencyConflict,
-    IdempotencyRecord,
-    IdempotencyStatus,
-    IdempotencyStore,
-    check_reuse,
+    answered,
     invoice_id_for,
     request_hash,
     validate_key,
 )
-from checkout.inventory import StockLedger, StockLevel, movements_for_sale
+from checkout.inventory import StockLedger, StockLevel, movements_for_sale, restock_movement
 from checkout.models import (
     CartLineOut,
     CartOut,
@@ -98,7 +96,6 @@ class CheckoutOutcome:
 class CheckoutService:
     catalog: Catalog
     carts: CartStore
-    idempotency: IdempotencyStore
     stock: StockLedger
     publisher: EventPublisher
     gateway: PaymentGateway
@@ -138,7 +135,7 @@ class CheckoutService:
 
     async def create_cart(self, branch: Branch) -> CartOut:
         cart = new_cart(branch, self.clock())
-        await self.carts.save(cart)
+        await self.carts.create(cart)
         return self._view(cart)
 
     async def view_cart(self, cart_id: str) -> CartOut:
@@ -146,16 +143,28 @@ class CheckoutService:
 
     async def add_item(self, cart_id: str, product_id: str, quantity: int) -> CartOut:
         cart = add_item(await self._cart(cart_id), self.catalog, product_id, quantity)
-        await self.carts.save(cart)
+        await self.carts.add(cart, product_id, quantity)
         return self._view(cart)
 
     async def remove_item(self, cart_id: str, product_id: str) -> CartOut:
         cart = remove_item(await self._cart(cart_id), product_id)
-        await self.carts.save(cart)
+        await self.carts.remove(cart, product_id)
         return self._view(cart)
 
     async def stock_level(self, branch: Branch, product_id: str) -> StockLevel:
         lookup_product(self.catalog, product_id)
+        level = await self.stock.level(branch, product_id)
+        if level.negative:
+            metrics.NEGATIVE_STOCK.labels(branch.value).inc()
+        return level
+
+    async def restock(
+        self, branch: Branch, product_id: str, key: str | None, quantity: int
+    ) -> StockLevel:
+        """Add a delivery to the shelf once per key: a retry rewrites the same movement."""
+        lookup_product(self.catalog, product_id)
+        movement = restock_movement(branch, product_id, validate_key(key), quantity, self.clock())
+        await self.stock.record([movement])
         return await self.stock.level(branch, product_id)
 
     async def checkout(
@@ -163,49 +172,37 @@ class CheckoutService:
     ) -> CheckoutOutcome:
         key = validate_key(key)
         fingerprint = request_hash(cart_id, request.model_dump(mode="json"))
-        # Both reads at once: a checkout is a chain of round trips, and this pair is independent.
-        record, cart_or_none = await asyncio.gather(
-            self.idempotency.get(key), self.carts.get(cart_id)
-        )
+        cart = _existing(cart_id, await self.carts.get(cart_id, fresh=True))
         try:
-            finished = check_reuse(record, fingerprint)
+            finished = answered(cart, key, fingerprint)
         except IdempotencyConflict:
             metrics.CHECKOUTS.labels("conflict").inc()
             raise
-        if finished is not None and finished.response_body is not None:
+        if finished is not None:
             metrics.CHECKOUTS.labels("replayed").inc()
             return CheckoutOutcome(
-                finished.response_status or 200, _loads(finished.response_body), replayed=True
+                finished.response_status, _loads(finished.response_body), replayed=True
             )
 
         invoice_id = invoice_id_for(key)
-        cart = _existing(cart_id, cart_or_none)
-        if cart.invoice_id != invoice_id:
-            # A resumed attempt of this key may find its own cart already closed.
-            ready_for_checkout(cart)
         priced = price_cart(cart, self.catalog)
-        pending = IdempotencyRecord(
-            key, fingerprint, invoice_id, IdempotencyStatus.PENDING, self.clock()
-        )
-        await self.idempotency.put(pending)
-
         charge = await self._charge(
-            ChargeRequest(key, priced.totals.amount_due, request.payment, invoice_id)
+            ChargeRequest(
+                key=key,
+                amount=priced.totals.amount_due,
+                method=request.payment,
+                reference=invoice_id,
+                fingerprint=fingerprint,
+            )
         )
         if charge.outcome is ChargeOutcome.DECLINED:
-            return await self._declined(pending, charge)
+            return self._declined(charge)
 
         event = self._sale_event(invoice_id, priced, request, charge)
-        await self._move_stock(event)
-        # Close the cart before storing the answer: if closing fails the client retries
-        # the key and ends here again, instead of a second key selling the cart twice.
-        levels, _, _ = await asyncio.gather(
-            self._stock_levels(event),
-            self._publish(event),
-            self.carts.save(close_cart(cart, invoice_id)),
-        )
-        body = _receipt(priced, event, charge, levels).model_dump(mode="json")
-        await self._finish(pending, IdempotencyStatus.COMPLETED, 201, body)
+        await asyncio.gather(self._move_stock(event), self._publish(event))
+        body = _receipt(priced, event, charge).model_dump(mode="json")
+        record = CheckoutRecord(key, fingerprint, 201, _dumps(body))
+        await self._close(close_cart(cart, invoice_id, record))
         metrics.CHECKOUTS.labels("completed").inc()
         return CheckoutOutcome(201, body)
 
@@ -235,12 +232,12 @@ class CheckoutService:
         metrics.PAYMENTS.labels(method, result.outcome.value).inc()
         return result
 
-    async def _declined(self, pending: IdempotencyRecord, charge: ChargeResult) -> CheckoutOutcome:
+    def _declined(self, charge: ChargeResult) -> CheckoutOutcome:
+        # Nothing is stored: a retry with the key gets the same decline from the gateway.
         body = ErrorOut(
             detail=f"payment declined ({charge.reason}); nothing was sold. Pay another way "
             "with a new Idempotency-Key.",
         ).model_dump(mode="json")
-        await self._finish(pending, IdempotencyStatus.DECLINED, 402, body)
         metrics.CHECKOUTS.labels("declined").inc()
         return CheckoutOutcome(402, body)
 
@@ -286,49 +283,13 @@ class CheckoutService:
                 "stock_failed", "the stock movement could not be stored", error
             ) from error
 
-    async def _stock_levels(self, event: SaleEvent) -> dict[str, StockLevel]:
-        levels: dict[str, StockLevel] = {}
+    async def _close(self, cart: Cart) -> None:
         try:
-            products = [line.product_id for line in event.lines]
-            found = await asyncio.gather(*(self.stock.level(event.branch, p) for p in products))
-            levels = dict(zip(products, found, strict=True))
+            await self.carts.close(cart)
         except DependencyUnavailable as error:
-            # The stock moved; only the receipt goes without the new levels.
-            log.warning("stock levels for invoice %s not read: %s", event.invoice_id, error)
-        for level in levels.values():
-            if level.negative:
-                metrics.NEGATIVE_STOCK.labels(level.branch.value).inc()
-                log.warning(
-                    "stock of %s at branch %s is negative (%d) after invoice %s",
-                    level.product_id,
-                    level.branch,
-                    level.level,
-                    event.invoice_id,
-                )
-        return levels
-
-    async def _finish(
-        self,
-        pending: IdempotencyRecord,
-        status: IdempotencyStatus,
-        http_status: int,
-        body: dict[str, Any],
-    ) -> None:
-        record = IdempotencyRecord(
-            pending.key,
-            pending.request_hash,
-            pending.invoice_id,
-            status,
-            pending.created_at,
-            http_status,
-            _dumps(body),
-        )
-        try:
-            await self.idempotency.put(record)
-        except DependencyUnavailable as error:
-            # The key stays pending; a retry redoes the idempotent steps and gets the same
-            # answer, so losing this write costs a retry, not correctness.
-            log.warning("could not store the answer for key %s: %s", pending.key, error)
+            raise _retry_with_key(
+                "record_failed", "the checkout record could not be stored", error
+            ) from error
 
 
 def _retry_with_key(outcome: str, what: str, error: Exception) -> SaleNotRecorded:
@@ -346,17 +307,7 @@ def _existing(cart_id: str, cart: Cart | None) -> Cart:
     return cart
 
 
-def _receipt(
-    priced: PricedCart, event: SaleEvent, charge: ChargeResult, levels: dict[str, StockLevel]
-) -> ReceiptOut:
-    def line_out(line: SaleLine) -> ReceiptLineOut:
-        level = levels.get(line.product_id)
-        return ReceiptLineOut(
-            **line.model_dump(),
-            stock_level=None if level is None else level.level,
-            stock_negative=level is not None and level.negative,
-        )
-
+def _receipt(priced: PricedCart, event: SaleEvent, charge: ChargeResult) -> ReceiptOut:
     return ReceiptOut(
         invoice_id=event.invoice_id,
         cart_id=priced.cart.cart_id,
@@ -368,7 +319,7 @@ def _receipt(
         customer_type=event.customer_type,
         gender=event.gender,
         rating=event.rating,
-        lines=[line_out(line) for line in event.lines],
+        lines=[ReceiptLineOut(**line.model_dump()) for line in event.lines],
         cogs=priced.totals.cogs,
         tax=priced.totals.tax,
         total=priced.totals.total,

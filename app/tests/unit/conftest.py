@@ -6,12 +6,13 @@ from dataclasses import dataclass
 import pytest
 from fastapi.testclient import TestClient
 
-from checkout.api import AppDependencies, create_app
 from checkout.catalog import Catalog, default_catalog
 from checkout.dataset import DatasetRow, packaged_dataset_lines, parse_lines
-from checkout.payments import SandboxGateway
+from checkout.gateway.simulation import SandboxGateway
+from checkout.http.app import create_app
+from checkout.http.deps import AppDependencies
 from checkout.service import CheckoutService
-from tests.unit.fakes import FakeCartStore, FakeIdempotencyStore, FakePublisher, FakeStockLedger
+from tests.unit.fakes import FakeCartStore, FakePublisher, FakeStockLedger
 
 
 @pytest.fixture(scope="session")
@@ -31,7 +32,6 @@ class Harness:
     client: TestClient
     service: CheckoutService
     carts: FakeCartStore
-    idempotency: FakeIdempotencyStore
     stock: FakeStockLedger
     publisher: FakePublisher
     gateway: SandboxGateway
@@ -68,12 +68,11 @@ def make_harness(catalog: Catalog) -> Iterator[HarnessFactory]:
             timeout_rate=timeout_rate,
             hang_s=2.0,
         )
-        carts, idem = FakeCartStore(), FakeIdempotencyStore()
+        carts = FakeCartStore()
         stock, publisher = FakeStockLedger(initial=initial_stock), FakePublisher()
         service = CheckoutService(
             catalog=catalog,
             carts=carts,
-            idempotency=idem,
             stock=stock,
             publisher=publisher,
             gateway=gateway,
@@ -82,7 +81,7 @@ def make_harness(catalog: Catalog) -> Iterator[HarnessFactory]:
         )
         client = TestClient(create_app(AppDependencies(service=service, max_body_bytes=4096)))
         clients.append(client)
-        return Harness(client, service, carts, idem, stock, publisher, gateway)
+        return Harness(client, service, carts, stock, publisher, gateway)
 
     yield build
     for client in clients:

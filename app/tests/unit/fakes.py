@@ -10,35 +10,43 @@ from checkout.cart import Cart
 from checkout.domain import Branch
 from checkout.errors import DependencyUnavailable, RequestRejected
 from checkout.events import PublishError, SaleEvent
-from checkout.idempotency import IdempotencyRecord
 from checkout.inventory import StockLevel, StockMovement
 
 
 @dataclass
 class FakeCartStore:
-    carts: dict[str, Cart] = field(default_factory=dict)
+    """Whole carts by id; counts the writes by kind, can fail the checkout record."""
 
-    async def get(self, cart_id: str) -> Cart | None:
+    carts: dict[str, Cart] = field(default_factory=dict)
+    writes: list[str] = field(default_factory=list)
+    close_failures_left: int = 0
+
+    async def get(self, cart_id: str, *, fresh: bool = False) -> Cart | None:
         return self.carts.get(cart_id)
 
-    async def save(self, cart: Cart) -> None:
+    def _put(self, kind: str, cart: Cart) -> None:
+        self.writes.append(kind)
         self.carts[cart.cart_id] = cart
 
+    async def create(self, cart: Cart) -> None:
+        self._put("create", cart)
 
-@dataclass
-class FakeIdempotencyStore:
-    records: dict[str, IdempotencyRecord] = field(default_factory=dict)
+    async def add(self, cart: Cart, product_id: str, quantity: int) -> None:
+        self._put("add", cart)
 
-    async def get(self, key: str) -> IdempotencyRecord | None:
-        return self.records.get(key)
+    async def remove(self, cart: Cart, product_id: str) -> None:
+        self._put("remove", cart)
 
-    async def put(self, record: IdempotencyRecord) -> None:
-        self.records[record.key] = record
+    async def close(self, cart: Cart) -> None:
+        if self.close_failures_left:
+            self.close_failures_left -= 1
+            raise DependencyUnavailable("Cassandra cannot meet LOCAL_QUORUM (fake)")
+        self._put("close", cart)
 
 
 @dataclass
 class FakeStockLedger:
-    """Movements keyed like the Cassandra table: (branch, product_id, invoice_id)."""
+    """Movements keyed like the Cassandra table: (branch, product_id, movement_id)."""
 
     initial: int = 100
     movements: dict[tuple[str, str, str], StockMovement] = field(default_factory=dict)
@@ -49,7 +57,7 @@ class FakeStockLedger:
             self.failures_left -= 1
             raise DependencyUnavailable("Cassandra cannot meet LOCAL_QUORUM (fake)")
         for m in movements:
-            self.movements[(m.branch.value, m.product_id, m.invoice_id)] = m
+            self.movements[(m.branch.value, m.product_id, m.movement_id)] = m
 
     async def level(self, branch: Branch, product_id: str) -> StockLevel:
         moved = sum(

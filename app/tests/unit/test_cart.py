@@ -8,6 +8,7 @@ from checkout.cart import (
     CartClosed,
     CartLimitExceeded,
     CartStatus,
+    CheckoutRecord,
     EmptyCart,
     ItemNotInCart,
     UnknownProduct,
@@ -65,7 +66,9 @@ def test_removing_what_is_not_there(catalog: Catalog, product_id: str) -> None:
 
 def test_checked_out_cart_is_frozen(catalog: Catalog, product_id: str) -> None:
     cart = add_item(new_cart(Branch.C, NOW), catalog, product_id, 1)
-    closed = close_cart(cart, "inv-1")
+    record = CheckoutRecord("key-1", "hash", 201, "{}")
+    closed = close_cart(cart, "inv-1", record)
+    assert closed.checkout == record
     assert closed.status is CartStatus.CHECKED_OUT
     for change in (
         lambda: add_item(closed, catalog, product_id, 1),

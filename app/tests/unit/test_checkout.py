@@ -3,7 +3,7 @@ from decimal import Decimal
 import pytest
 
 from checkout.catalog import Catalog
-from checkout.idempotency import IdempotencyStatus, invoice_id_for
+from checkout.idempotency import invoice_id_for
 from tests.unit.conftest import Harness, HarnessFactory
 
 
@@ -40,20 +40,23 @@ def test_checkout_publishes_moves_stock_and_closes_the_cart(
     receipt = response.json()
     assert receipt["invoice_id"] == invoice_id_for("key-1")
     assert receipt["branch"] == "B"
-    assert receipt["lines"][0]["stock_level"] == 97
-    assert receipt["lines"][0]["stock_negative"] is False
+    assert "stock_level" not in receipt["lines"][0]
     assert receipt["gross_margin_pct"] == "4.761904762"
 
     (event,) = harness.publisher.events
     assert event.invoice_id == receipt["invoice_id"]
     assert event.source == "api"
-    assert event.stock_moved, "the API stores the movements before publishing"
+    assert event.stock_moved, "the API moves the stock of its sales"
     assert event.region == "Yangon"
     assert str(event.total) == receipt["total"]
     assert event.sold_at.isoformat().replace("+00:00", "Z") == receipt["sold_at"]
     assert [(m.product_id, m.delta) for m in harness.stock.movements.values()] == [(product_id, -3)]
-    assert harness.idempotency.records["key-1"].status is IdempotencyStatus.COMPLETED
+    closed = harness.carts.carts[cart_id]
+    assert closed.checkout is not None
+    assert closed.checkout.key == "key-1"
     assert harness.client.get(f"/carts/{cart_id}").json()["status"] == "checked_out"
+    # One write per cart change and one for the checkout record: no read-modify-write.
+    assert harness.carts.writes == ["create", "add", "close"]
 
     again = checkout(harness, cart_id, "key-2")
     assert again.status_code == 409
@@ -65,38 +68,68 @@ def test_a_sale_is_never_refused_for_stock(make_harness: HarnessFactory, product
     cart_id = harness.cart_with(product_id, quantity=5)
     response = checkout(harness, cart_id, "short-stock")
     assert response.status_code == 201
-    line = response.json()["lines"][0]
-    assert (line["stock_level"], line["stock_negative"]) == (-4, True)
     stock = harness.client.get(f"/stock/A/{product_id}").json()
     assert stock == {"branch": "A", "product_id": product_id, "level": -4, "negative": True}
 
 
 @pytest.mark.parametrize(
-    ("failing", "message", "moved_before_retry"),
+    ("failing", "message", "published_before_retry"),
     [
-        # The payment was approved: the goods left with the shopper, so the stock moved.
-        ("publisher", "could not be confirmed by Kafka", 1),
-        ("stock", "stock movement could not be stored", 0),
+        # Stock and the publish run together: either may land while the other fails.
+        ("publisher.failures_left", "could not be confirmed by Kafka", 0),
+        ("stock.failures_left", "stock movement could not be stored", 1),
+        # The sale is durable, but without the record a retry would not be answered.
+        ("carts.close_failures_left", "checkout record could not be stored", 1),
     ],
 )
 def test_a_step_failing_after_payment_keeps_the_charge_and_a_retry_finishes_once(
-    harness: Harness, product_id: str, failing: str, message: str, moved_before_retry: int
+    harness: Harness, product_id: str, failing: str, message: str, published_before_retry: int
 ) -> None:
     cart_id = harness.cart_with(product_id)
-    getattr(harness, failing).failures_left = 1
+    fake, attribute = failing.split(".")
+    setattr(getattr(harness, fake), attribute, 1)
     failed = checkout(harness, cart_id, "key-retry")
     assert failed.status_code == 503
     assert failed.headers["Retry-After"] == "1"
     assert message in failed.json()["detail"]
     assert "retry with the same Idempotency-Key" in failed.json()["detail"]
-    assert harness.publisher.events == []
-    assert len(harness.stock.movements) == moved_before_retry
+    assert len(harness.publisher.events) == published_before_retry
+    assert harness.carts.carts[cart_id].checkout is None, "no record before the sale is whole"
 
     retried = checkout(harness, cart_id, "key-retry")
     assert retried.status_code == 201
-    assert len(harness.publisher.events) == 1
+    # A retried publish is the same event: the consumer stores it once.
+    assert {e.invoice_id for e in harness.publisher.events} == {retried.json()["invoice_id"]}
+    assert len(set(harness.publisher.events)) == 1
     assert len(harness.gateway.captured()) == 1
     assert len(harness.stock.movements) == 1
+
+
+def test_restock_adds_once_per_key(harness: Harness, product_id: str) -> None:
+    path = f"/stock/B/{product_id}/restock"
+    first = harness.client.post(path, json={"quantity": 20}, headers={"Idempotency-Key": "d-1"})
+    assert first.status_code == 200, first.text
+    assert first.json()["level"] == 120
+    again = harness.client.post(path, json={"quantity": 20}, headers={"Idempotency-Key": "d-1"})
+    assert again.json()["level"] == 120
+    other = harness.client.post(path, json={"quantity": 5}, headers={"Idempotency-Key": "d-2"})
+    assert other.json()["level"] == 125
+
+
+@pytest.mark.parametrize(
+    ("body", "headers", "status"),
+    [
+        ({"quantity": 0}, {"Idempotency-Key": "r"}, 422),
+        ({"quantity": "5"}, {"Idempotency-Key": "r"}, 422),
+        ({"quantity": 5}, {}, 400),
+    ],
+)
+def test_a_bad_restock_is_refused_and_moves_nothing(
+    harness: Harness, product_id: str, body: dict[str, object], headers: dict[str, str], status: int
+) -> None:
+    response = harness.client.post(f"/stock/A/{product_id}/restock", json=body, headers=headers)
+    assert response.status_code == status, response.text
+    assert harness.stock.movements == {}
 
 
 def test_health_and_readiness(harness: Harness) -> None:

@@ -1,8 +1,8 @@
 import pytest
 from pydantic import ValidationError
 
+from checkout.adapters.cassandra.session import consistency, read_consistency
 from checkout.config import Settings
-from checkout.storage import consistency, read_consistency
 
 
 def test_defaults_work_for_a_local_lab(monkeypatch: pytest.MonkeyPatch) -> None:

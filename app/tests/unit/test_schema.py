@@ -1,7 +1,7 @@
 import pytest
 
 from checkout.cql import SALES_TTL_SECONDS
-from checkout.schema import parse_replication, replication_cql, schema_files, statements
+from checkout.schema import keyspaces, parse_replication, replication_cql, schema_files, statements
 
 REPLICATION = {"Yangon": 2, "Mandalay": 2, "Naypyitaw": 2}
 
@@ -16,9 +16,22 @@ def test_replication_spec() -> None:
             parse_replication(bad)
 
 
-def test_files_render_in_order_with_every_placeholder_filled() -> None:
-    files = schema_files("checkout_lab", REPLICATION)
-    assert [f.version for f in files] == [1, 2, 3, 4, 5]
+def test_one_shared_keyspace_everywhere_and_one_per_dc_in_its_dc_only() -> None:
+    plan = keyspaces("checkout", REPLICATION)
+    assert plan == {
+        "checkout": ("shared", REPLICATION),
+        "checkout_mandalay": ("region", {"Mandalay": 2}),
+        "checkout_naypyitaw": ("region", {"Naypyitaw": 2}),
+        "checkout_yangon": ("region", {"Yangon": 2}),
+    }
+
+
+@pytest.mark.parametrize(("kind", "versions"), [("shared", [1, 2]), ("region", [1, 2, 3])])
+def test_files_render_in_order_with_every_placeholder_filled(
+    kind: str, versions: list[int]
+) -> None:
+    files = schema_files("checkout_lab", REPLICATION, kind)
+    assert [f.version for f in files] == versions
     for schema_file in files:
         assert "${" not in schema_file.text
         for stmt in statements(schema_file.text):
@@ -26,16 +39,14 @@ def test_files_render_in_order_with_every_placeholder_filled() -> None:
             assert "checkout_lab." in stmt or stmt.startswith("CREATE KEYSPACE")
 
 
-def test_sales_tables_expire_after_90_days_with_twcs() -> None:
+def test_sales_are_one_row_per_invoice_expiring_after_90_days_with_twcs() -> None:
     sales = next(f for f in schema_files("checkout", REPLICATION) if f.version == 2)
-    tables = [s for s in statements(sales.text) if "sales_by" in s]
-    assert len(tables) == 3
+    (table,) = [s for s in statements(sales.text) if "checkout.sales " in s]
     assert SALES_TTL_SECONDS == 7_776_000
-    for table in tables:
-        assert "default_time_to_live = 7776000" in table
-        assert "'class': 'TimeWindowCompactionStrategy'" in table
-    main_table = next(t for t in tables if "sales_by_branch_day" in t)
-    assert "PRIMARY KEY ((branch, day), sold_at, invoice_id, line_no)" in main_table
+    assert "default_time_to_live = 7776000" in table
+    assert "'class': 'TimeWindowCompactionStrategy'" in table
+    assert "PRIMARY KEY ((branch, day), sold_at, invoice_id)" in table
+    assert "lines text" in table
 
 
 def test_keyspace_uses_network_topology_from_the_inventory() -> None:
@@ -47,7 +58,8 @@ def test_keyspace_uses_network_topology_from_the_inventory() -> None:
     assert "schema_version" in version_table
 
 
-def test_no_counters_anywhere() -> None:
-    for schema_file in schema_files("checkout", REPLICATION):
+@pytest.mark.parametrize("kind", ["shared", "region"])
+def test_no_counters_anywhere(kind: str) -> None:
+    for schema_file in schema_files("checkout", REPLICATION, kind):
         for stmt in statements(schema_file.text):
             assert " counter" not in stmt.lower()

@@ -15,27 +15,29 @@ from typing import Any
 
 import pytest
 from cassandra import ConsistencyLevel, ReadTimeout, Unavailable, WriteTimeout, WriteType
-from cassandra.cluster import EXEC_PROFILE_DEFAULT, NoHostAvailable
+from cassandra.cluster import NoHostAvailable
 from prometheus_client import REGISTRY
 
-from checkout.config import Settings
-from checkout.dataset import DatasetRow
-from checkout.errors import DependencyUnavailable
-from checkout.events import event_from_row
-from checkout.storage import (
-    PROFILE_FALLBACK_READ,
-    PROFILE_FALLBACK_WRITE,
-    PROFILE_READ,
+from checkout.adapters.cassandra.sales import CassandraSaleWriter
+from checkout.adapters.cassandra.session import (
     BurstWarning,
     Cassandra,
-    CassandraSaleWriter,
     fallback_level,
     levels,
+    profile_name,
     statement_kind,
 )
+from checkout.config import Settings
+from checkout.dataset import DatasetRow
+from checkout.domain import STORE_TZ
+from checkout.errors import DependencyUnavailable
+from checkout.events import event_from_row
 from tests.unit.fakes import FakeFuture
 
-MAIN_PROFILES = {EXEC_PROFILE_DEFAULT, PROFILE_READ}
+DC = Settings().cassandra_local_dc
+WRITE, READ = profile_name(DC, False, False), profile_name(DC, True, False)
+FALLBACK_WRITE, FALLBACK_READ = profile_name(DC, False, True), profile_name(DC, True, True)
+MAIN_PROFILES = {WRITE, READ}
 
 
 def unavailable() -> Exception:
@@ -60,7 +62,7 @@ class FakeSession:
         )
 
     def execute_async(
-        self, statement: Any, params: Any, execution_profile: str = EXEC_PROFILE_DEFAULT
+        self, statement: Any, params: Any, execution_profile: str = WRITE
     ) -> FakeFuture:
         self.calls.append((execution_profile, statement.query_string))
         if execution_profile in MAIN_PROFILES and self.failures:
@@ -101,8 +103,8 @@ def test_a_write_the_main_level_cannot_meet_is_rerun_at_the_fallback_level() -> 
     rows = asyncio.run(db.execute(statement, ("c1", "A")))
     assert rows == [SimpleNamespace(ok=True)]
     assert [profile for profile, _ in session.calls] == [
-        EXEC_PROFILE_DEFAULT,
-        PROFILE_FALLBACK_WRITE,
+        WRITE,
+        FALLBACK_WRITE,
     ]
     assert downgrades("insert", "carts") == before + 1
     # The level is the profile's: the statement carries none of its own.
@@ -119,8 +121,8 @@ def test_unavailable_wrapped_by_the_driver_retry_falls_back_too() -> None:
     db = make_db(session)
     asyncio.run(db.execute(db.prepare(INSERT_CART), ("c1", "A")))
     assert [profile for profile, _ in session.calls] == [
-        EXEC_PROFILE_DEFAULT,
-        PROFILE_FALLBACK_WRITE,
+        WRITE,
+        FALLBACK_WRITE,
     ]
 
 
@@ -130,7 +132,7 @@ def test_no_host_at_all_is_not_a_reason_to_lower_the_level() -> None:
     db = make_db(session)
     with pytest.raises(DependencyUnavailable):
         asyncio.run(db.execute(db.prepare(INSERT_CART), ("c1", "A")))
-    assert {profile for profile, _ in session.calls} == {EXEC_PROFILE_DEFAULT}
+    assert {profile for profile, _ in session.calls} == {WRITE}
 
 
 def test_a_read_falls_back_to_the_read_fallback_profile() -> None:
@@ -138,7 +140,7 @@ def test_a_read_falls_back_to_the_read_fallback_profile() -> None:
     db = make_db(session)
     before = downgrades("select", "carts")
     asyncio.run(db.execute(db.prepare(SELECT_CART), ("c1",)))
-    assert [profile for profile, _ in session.calls] == [PROFILE_READ, PROFILE_FALLBACK_READ]
+    assert [profile for profile, _ in session.calls] == [READ, FALLBACK_READ]
     assert downgrades("select", "carts") == before + 1
 
 
@@ -148,7 +150,7 @@ def test_without_a_fallback_unavailable_is_retried_at_the_main_level_then_report
     before = downgrades("insert", "carts")
     with pytest.raises(DependencyUnavailable, match="failed 3 times"):
         asyncio.run(db.execute(db.prepare(INSERT_CART), ("c1", "A")))
-    assert [profile for profile, _ in session.calls] == [EXEC_PROFILE_DEFAULT] * 3
+    assert [profile for profile, _ in session.calls] == [WRITE] * 3
     assert downgrades("insert", "carts") == before
 
 
@@ -160,9 +162,9 @@ def test_a_replica_timeout_falls_back_only_after_the_retry_at_the_main_level() -
     db = make_db(session)
     asyncio.run(db.execute(db.prepare(INSERT_CART), ("c1", "A")))
     assert [profile for profile, _ in session.calls] == [
-        EXEC_PROFILE_DEFAULT,
-        EXEC_PROFILE_DEFAULT,
-        PROFILE_FALLBACK_WRITE,
+        WRITE,
+        WRITE,
+        FALLBACK_WRITE,
     ]
 
 
@@ -172,19 +174,10 @@ def test_a_read_timeout_falls_back_after_the_retry_too() -> None:
     db = make_db(session)
     asyncio.run(db.execute(db.prepare(SELECT_CART), ("c1",)))
     assert [profile for profile, _ in session.calls] == [
-        PROFILE_READ,
-        PROFILE_READ,
-        PROFILE_FALLBACK_READ,
+        READ,
+        READ,
+        FALLBACK_READ,
     ]
-
-
-def test_a_lightweight_transaction_is_never_downgraded() -> None:
-    session = FakeSession([unavailable()])
-    db = make_db(session)
-    statement = db.prepare("INSERT INTO carts (cart_id) VALUES (?) IF NOT EXISTS")
-    with pytest.raises(DependencyUnavailable):
-        asyncio.run(db.execute(statement, ("c1",)))
-    assert {profile for profile, _ in session.calls} == {EXEC_PROFILE_DEFAULT}
 
 
 def test_a_fallback_that_is_not_weaker_is_no_fallback() -> None:
@@ -192,7 +185,7 @@ def test_a_fallback_that_is_not_weaker_is_no_fallback() -> None:
     db = make_db(session, cassandra_consistency="ONE", cassandra_fallback_consistency="LOCAL_ONE")
     with pytest.raises(DependencyUnavailable):
         asyncio.run(db.execute(db.prepare(INSERT_CART), ("c1", "A")))
-    assert {profile for profile, _ in session.calls} == {EXEC_PROFILE_DEFAULT}
+    assert {profile for profile, _ in session.calls} == {WRITE}
 
 
 def test_the_consumer_write_path_rides_through_a_replica_loss(
@@ -203,18 +196,13 @@ def test_the_consumer_write_path_rides_through_a_replica_loss(
     writer = CassandraSaleWriter(db, concurrency=8)
     events = [event_from_row(row) for row in dataset_rows[:3]]
     asyncio.run(writer.write(events))
-    fallback_writes = [cql for profile, cql in session.calls if profile == PROFILE_FALLBACK_WRITE]
-    main_writes = [cql for profile, cql in session.calls if profile == EXEC_PROFILE_DEFAULT]
-    # 3 sale tables + the day index + one stock movement per one-line invoice.
-    assert len(fallback_writes) == len(main_writes) == 3 * 5
-    tables = {statement_kind(cql)[1] for cql in fallback_writes}
-    assert tables == {
-        "sales_by_branch_day",
-        "sales_by_invoice",
-        "sales_by_product_line_day",
-        "sale_days",
-        "stock_movements",
-    }
+    fallback_writes = [cql for profile, cql in session.calls if profile == FALLBACK_WRITE]
+    main_writes = [cql for profile, cql in session.calls if profile == WRITE]
+    # One sale row per invoice + the day index (all three rows are of one branch-day or
+    # more; the consumer never moves stock).
+    days = len({(e.branch, e.sold_at.astimezone(STORE_TZ).date()) for e in events})
+    assert len(fallback_writes) == len(main_writes) == 3 + days
+    assert {statement_kind(cql)[1] for cql in fallback_writes} == {"sales", "sale_days"}
 
 
 def test_the_day_index_is_written_once_per_branch_day_and_hour(
@@ -239,7 +227,7 @@ def test_the_day_index_is_written_once_per_branch_day_and_hour(
     assert day_writes() == 2
 
 
-def test_stock_movements_are_written_only_for_events_that_did_not_store_them(
+def test_the_consumer_writes_one_row_per_invoice_and_moves_no_stock(
     dataset_rows: list[DatasetRow],
 ) -> None:
     session = FakeSession()
@@ -247,9 +235,9 @@ def test_stock_movements_are_written_only_for_events_that_did_not_store_them(
     replayed = event_from_row(dataset_rows[0])
     from_api = event_from_row(dataset_rows[1]).model_copy(update={"stock_moved": True})
     asyncio.run(writer.write([replayed, from_api]))
-    moved = [cql for _, cql in session.calls if cql.startswith("INSERT INTO stock_movements")]
-    sold = [cql for _, cql in session.calls if cql.startswith("INSERT INTO sales_by_invoice")]
-    assert (len(moved), len(sold)) == (1, 2)
+    tables = [statement_kind(cql)[1] for _, cql in session.calls]
+    assert tables.count("sales") == 2
+    assert not any(table.startswith("stock") for table in tables)
 
 
 def test_a_failed_batch_writes_its_day_index_again(dataset_rows: list[DatasetRow]) -> None:
@@ -283,13 +271,13 @@ def test_one_warning_per_burst_of_downgrades(caplog: pytest.LogCaptureFixture) -
 
 
 def test_statement_kind_names_the_table() -> None:
-    assert statement_kind("INSERT INTO sales_by_invoice (a) VALUES (?)") == (
+    assert statement_kind("INSERT INTO sales (a) VALUES (?)") == (
         "insert",
-        "sales_by_invoice",
+        "sales",
     )
-    assert statement_kind("SELECT sum(delta) AS moved FROM stock_movements WHERE b = ?") == (
+    assert statement_kind("SELECT sum(delta) AS moved FROM ks.stock_moves WHERE b = ?") == (
         "select",
-        "stock_movements",
+        "stock_moves",
     )
     assert statement_kind("UPDATE checkout.carts SET x = 1") == ("update", "carts")
     assert statement_kind("TRUNCATE carts") == ("other", "")

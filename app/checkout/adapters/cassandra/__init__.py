@@ -1,0 +1,1 @@
+"""Cassandra: the session with its routing and consistency profiles, and the stores."""

@@ -1,0 +1,113 @@
+"""Stock levels and movements in the branch's region keyspace (inventory.py's rules)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from checkout.adapters.cassandra.session import Cassandra
+from checkout.domain import Branch, region_keyspace
+from checkout.inventory import (
+    FoldedLevel,
+    StockLevel,
+    StockMovement,
+    fold,
+    settled_until,
+    store_day,
+    unsettled_days,
+)
+
+log = logging.getLogger(__name__)
+
+
+class _Statements:
+    def __init__(self, db: Cassandra, keyspace: str) -> None:
+        self.move = db.prepare(
+            f"INSERT INTO {keyspace}.stock_moves "
+            "(branch, day, product_id, movement_id, delta, moved_at) VALUES (?, ?, ?, ?, ?, ?)"
+        )
+        self.moved = db.prepare(
+            f"SELECT sum(delta) AS moved FROM {keyspace}.stock_moves "
+            "WHERE branch = ? AND day = ? AND product_id = ?"
+        )
+        self.folded = db.prepare(
+            f"SELECT level, as_of FROM {keyspace}.stock_levels WHERE branch = ? AND product_id = ?"
+        )
+        self.set_folded = db.prepare(
+            f"INSERT INTO {keyspace}.stock_levels (branch, product_id, level, as_of) "
+            "VALUES (?, ?, ?, ?)"
+        )
+
+
+class CassandraStockLedger:
+    def __init__(
+        self,
+        db: Cassandra,
+        shared_keyspace: str,
+        branch_dcs: Mapping[Branch, str],
+        initial_stock: int,
+        today: Callable[[], date] = lambda: store_day(datetime.now(UTC)),
+    ) -> None:
+        self._db = db
+        self._dc_of = dict(branch_dcs)
+        self._statements = {
+            dc: _Statements(db, region_keyspace(shared_keyspace, dc))
+            for dc in sorted(set(branch_dcs.values()))
+        }
+        self._initial_stock = initial_stock
+        self._today = today
+
+    def _where(self, branch: Branch) -> tuple[_Statements, str]:
+        dc = self._dc_of[branch]
+        return self._statements[dc], dc
+
+    async def record(self, movements: Sequence[StockMovement]) -> None:
+        """One request per (branch, day): a sale's movements share that partition."""
+        groups: dict[tuple[Branch, date], list[StockMovement]] = {}
+        for movement in movements:
+            groups.setdefault((movement.branch, movement.day), []).append(movement)
+        writes = []
+        for (branch, day), group in groups.items():
+            statements, dc = self._where(branch)
+            rows = [
+                (branch.value, day, m.product_id, m.movement_id, m.delta, m.moved_at) for m in group
+            ]
+            writes.append(self._db.execute_batch(statements.move, rows, dc=dc))
+        await asyncio.gather(*writes)
+
+    async def level(self, branch: Branch, product_id: str) -> StockLevel:
+        statements, dc = self._where(branch)
+        today = self._today()
+        rows = await self._db.execute(statements.folded, (branch.value, product_id), dc=dc)
+        folded = _folded(rows, self._initial_stock, today)
+        days = unsettled_days(folded, today)
+        sums = await asyncio.gather(
+            *(
+                self._db.execute(statements.moved, (branch.value, day, product_id), dc=dc)
+                for day in days
+            )
+        )
+        by_day = {
+            day: (found[0].moved or 0) if found else 0
+            for day, found in zip(days, sums, strict=True)
+        }
+        settled = fold(folded, by_day, settled_until(today))
+        if settled != folded:
+            # Deterministic: another node folding the same days writes the same values.
+            params = (branch.value, product_id, settled.level, settled.as_of)
+            await self._db.execute(statements.set_folded, params, dc=dc)
+        return StockLevel(branch, product_id, folded.level + sum(by_day.values()))
+
+
+def _folded(rows: Sequence[Any], initial_stock: int, today: date) -> FoldedLevel:
+    if rows:
+        as_of = rows[0].as_of
+        # cassandra-driver returns its own Date type for CQL `date` columns.
+        day = as_of if isinstance(as_of, date) else as_of.date()
+        return FoldedLevel(rows[0].level, day)
+    # Never seeded (a product added after the schema run): the initial level, with the
+    # days a movement may still be unsettled on top.
+    return FoldedLevel(initial_stock, settled_until(today) - timedelta(days=1))

@@ -1,0 +1,1 @@
+"""The HTTP edge: routers per resource, their dependencies, middleware, error -> status."""

@@ -1,0 +1,63 @@
+"""What the routers depend on, as Annotated dependencies (built once by checkout.wiring)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+from fastapi import Depends, Header, Path, Request
+
+from checkout.errors import DependencyUnavailable
+from checkout.models import ErrorOut
+from checkout.service import CheckoutService
+
+ReadinessCheck = Callable[[], None]
+
+
+@dataclass
+class AppDependencies:
+    service: CheckoutService
+    readiness: dict[str, ReadinessCheck] = field(default_factory=dict)
+    on_shutdown: list[Callable[[], None]] = field(default_factory=list)
+    max_body_bytes: int = 64 * 1024
+
+
+def _dependencies(request: Request) -> AppDependencies:
+    deps: AppDependencies = request.app.state.deps
+    return deps
+
+
+def _service(request: Request) -> CheckoutService:
+    return _dependencies(request).service
+
+
+Deps = Annotated[AppDependencies, Depends(_dependencies)]
+Service = Annotated[CheckoutService, Depends(_service)]
+CartId = Annotated[uuid.UUID, Path(description="The cart_id returned by POST /carts.")]
+IdempotencyKey = Annotated[
+    str,
+    Header(
+        description="Unique per operation (1 to 255 printable ASCII characters); resend it "
+        "unchanged when retrying.",
+        min_length=1,
+        max_length=255,
+    ),
+]
+# Every error answer has one shape; 422 included (FastAPI's default HTTPValidationError
+# is not what this API sends).
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorOut} for code in (400, 402, 404, 409, 413, 422, 503, 504)
+}
+SHUTTING_DOWN = "shutting down"
+
+
+def problems(deps: AppDependencies, shutting_down: bool) -> list[str]:
+    found = [SHUTTING_DOWN] if shutting_down else []
+    for name, check in deps.readiness.items():
+        try:
+            check()
+        except DependencyUnavailable as error:
+            found.append(f"{name}: {error}")
+    return found
