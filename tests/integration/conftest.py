@@ -19,6 +19,7 @@ from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
 from .lab import (
     API_PORT,
     CQL_PORT,
+    SHARED_KEYSPACE,
     Inventory,
     load_inventory,
     port_open,
@@ -71,7 +72,7 @@ def dc_sessions(lab: Inventory) -> Iterator[dict[str, Any]]:
             protocol_version=5,
         )
         clusters.append(cluster)
-        sessions[dc] = cluster.connect("checkout")
+        sessions[dc] = cluster.connect(SHARED_KEYSPACE)
     yield sessions
     for cluster in clusters:
         cluster.shutdown()

@@ -1,5 +1,7 @@
 """What the integration tests know about the lab: hosts, groups and regions from the
-lab inventory, small HTTP and SSH helpers, and the dataset's expected figures."""
+lab inventory, small HTTP and SSH helpers, where a receipt's sale is stored, and the
+dataset's expected figures. The app's facts (store timezone, TTLs, invoice id rule,
+keyspace naming) are imported from its pure modules, never copied."""
 
 from __future__ import annotations
 
@@ -9,13 +11,16 @@ import json
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import yaml
+from checkout.domain import STORE_TZ, region_keyspace
 
 REPO = Path(__file__).resolve().parents[2]
 INVENTORY = REPO / "inventories" / "lab" / "hosts.yml"
@@ -24,9 +29,10 @@ DATASET = REPO / "app" / "checkout" / "data" / "supermarket_sales.csv"
 API_PORT = 8080
 CONSUMER_METRICS_PORT = 8081
 CQL_PORT = 9042
-SALES_TTL_S = 7_776_000
-# checkout.idempotency._INVOICE_NAMESPACE: the invoice id is uuid5(namespace, key).
-INVOICE_NAMESPACE = "6f1c3c2e-6a35-4c8e-9a3e-5b0d7c1f2a90"
+# roles/payment_gateway's default port (GatewaySettings.port); an inventory may set payment_gateway_port.
+GATEWAY_PORT = 8090
+# roles/checkout_app: checkout_app_cassandra_keyspace, the keyspace every DC holds (sales).
+SHARED_KEYSPACE = "checkout"
 
 
 @dataclass
@@ -45,6 +51,30 @@ class Inventory:
 
     def app_host_of(self, region: str) -> str:
         return next(h for h in self.app_hosts() if self.region(h) == region)
+
+    def branch_of(self, region: str) -> str:
+        """The branch whose tills the region's API serves (its region group's `branch`)."""
+        return str(self.hostvars[self.app_host_of(region)]["branch"])
+
+    def home_region(self, branch: str) -> str:
+        """The region (= DC) whose API serves the branch: its carts and stock live there."""
+        return next(self.region(h) for h in self.app_hosts() if self.hostvars[h].get("branch") == branch)
+
+    def home_keyspace(self, branch: str) -> str:
+        """The region keyspace holding the branch's carts and stock (checkout_<region>)."""
+        return region_keyspace(SHARED_KEYSPACE, self.home_region(branch))
+
+    def gateway_url(self) -> str:
+        """The sandbox payment gateway (group payment_gateway) as the app hosts reach it."""
+        hosts = self.groups.get("payment_gateway", [])
+        assert hosts, "no host in inventory group payment_gateway: add the gateway to inventories/lab/hosts.yml"
+        port = self.hostvars[hosts[0]].get("payment_gateway_port", GATEWAY_PORT)
+        return f"http://{self.address(hosts[0])}:{port}"
+
+    def gateway_charge(self, key: str) -> Reply:
+        """GET /v1/charges/{key} on the gateway: the stored charge, or 404."""
+        host, _, port = self.gateway_url().removeprefix("http://").partition(":")
+        return http(host, "GET", f"/v1/charges/{quote(key, safe='')}", port=int(port))
 
     def cassandra_by_dc(self) -> dict[str, list[str]]:
         dcs: dict[str, list[str]] = {}
@@ -86,6 +116,29 @@ def load_inventory(path: Path = INVENTORY) -> Inventory:
             for key, value in region_vars.items():
                 inventory.hostvars[host][key] = value
     return inventory
+
+
+@dataclass(frozen=True)
+class SaleKey:
+    """Where a sale's one `sales` row is: its branch's partition of the store day, then the
+    sale time and invoice id, all in the receipt."""
+
+    branch: str
+    day: date
+    sold_at: datetime
+    invoice_id: str
+
+    @classmethod
+    def of(cls, receipt: Mapping[str, Any]) -> SaleKey:
+        sold_at = datetime.fromisoformat(receipt["sold_at"])
+        return cls(receipt["branch"], sold_at.astimezone(STORE_TZ).date(), sold_at, receipt["invoice_id"])
+
+    def params(self) -> tuple[str, date, datetime, str]:
+        return self.branch, self.day, self.sold_at, self.invoice_id
+
+
+# The columns after the WHERE: a SaleKey's params().
+SALE_WHERE = "WHERE branch = ? AND day = ? AND sold_at = ? AND invoice_id = ?"
 
 
 def port_open(host: str, port: int, timeout_s: float = 2.0) -> bool:

@@ -1,4 +1,5 @@
-"""A checkout through the API reaches Cassandra in every DC; retries return the same invoice."""
+"""A checkout through the API reaches Cassandra in every DC (its one `sales` row, the
+lines inside); retries return the same invoice."""
 
 from __future__ import annotations
 
@@ -11,13 +12,14 @@ from typing import Any
 
 import pytest
 from cassandra import ConsistencyLevel
+from checkout.cql import SALES_TTL_SECONDS
+from checkout.events import line_rows, stored_lines
+from checkout.idempotency import invoice_id_for
 
 from .conftest import FIGURES
-from .lab import INVOICE_NAMESPACE, SALES_TTL_S, Inventory, Reply, http
+from .lab import SALE_WHERE, Inventory, Reply, SaleKey, http
 
-SALE_TABLES = ("sales_by_invoice", "sales_by_branch_day", "sales_by_product_line_day")
 VISIBLE_WITHIN_S = 20.0
-BRANCH_OF_REGION = {"Yangon": "A", "Mandalay": "B", "Naypyitaw": "C"}
 
 
 def _ok(reply: Reply, status: int = 200) -> Any:
@@ -45,10 +47,11 @@ def _checkout(api: str, branch: str, payment: str = "Cash") -> tuple[str, dict[s
     return key, {"cart_id": cart["cart_id"], "body": request}, reply
 
 
-def _wait_for_rows(session: Any, invoice_id: str, lines: int, since: float | None = None) -> tuple[list[Any], float]:
-    """Poll until the invoice has its lines; returns them and the seconds since `since`."""
+def _wait_for_sale(session: Any, sale: SaleKey, lines: int, since: float | None = None) -> tuple[Any, float]:
+    """Poll the invoice's `sales` row until it holds `lines` lines; returns the row (None if
+    it never came) and the seconds since `since`."""
     statement = session.prepare(
-        "SELECT invoice_id, line_no, branch, total, TTL(total) AS ttl FROM sales_by_invoice WHERE invoice_id = ?"
+        f"SELECT invoice_id, branch, total, lines, TTL(total) AS ttl, TTL(lines) AS lines_ttl FROM sales {SALE_WHERE}"
     )
     # LOCAL_QUORUM, as the services read: after a node of the DC was down (the rolling-restart
     # and node-loss tests), writes made at the fallback level sit on one replica until hints are
@@ -56,30 +59,46 @@ def _wait_for_rows(session: Any, invoice_id: str, lines: int, since: float | Non
     statement.consistency_level = ConsistencyLevel.LOCAL_QUORUM
     started = time.perf_counter() if since is None else since
     while True:
-        rows = list(session.execute(statement, (invoice_id,)))
-        if len(rows) >= lines or time.perf_counter() - started > VISIBLE_WITHIN_S:
-            return rows, time.perf_counter() - started
+        row = session.execute(statement, sale.params()).one()
+        if (row is not None and len(stored_lines(row._asdict())) >= lines) or (
+            time.perf_counter() - started > VISIBLE_WITHIN_S
+        ):
+            return row, time.perf_counter() - started
         time.sleep(0.05)
+
+
+def _rows_of_invoice(session: Any, sale: SaleKey) -> list[Any]:
+    """Every row of the invoice in its branch-day partition within a minute of the sale:
+    one, unless a retry stored the sale a second time under another sale time."""
+    statement = session.prepare(
+        "SELECT invoice_id, sold_at FROM sales WHERE branch = ? AND day = ? AND sold_at >= ? AND sold_at <= ?"
+    )
+    statement.consistency_level = ConsistencyLevel.LOCAL_QUORUM
+    around = (sale.sold_at - timedelta(minutes=1), sale.sold_at + timedelta(minutes=1))
+    return [r for r in session.execute(statement, (sale.branch, sale.day, *around)) if r.invoice_id == sale.invoice_id]
 
 
 @pytest.mark.parametrize("region", ["Yangon", "Mandalay", "Naypyitaw"])
 def test_checkout_is_readable_in_every_dc(lab: Inventory, dc_sessions: dict[str, Any], region: str) -> None:
     api = lab.address(lab.app_host_of(region))
-    key, _, reply = _checkout(api, BRANCH_OF_REGION[region])
+    branch = lab.branch_of(region)
+    key, _, reply = _checkout(api, branch)
     answered = time.perf_counter()
     receipt = _ok(reply, 201)
     FIGURES[f"checkout latency via {region} API (client, ms)"] = round(reply.elapsed_s * 1000, 1)
-    assert receipt["invoice_id"] == str(uuid.uuid5(uuid.UUID(INVOICE_NAMESPACE), key))
+    assert receipt["invoice_id"] == invoice_id_for(key)
     assert len(receipt["lines"]) == 2
+    sale = SaleKey.of(receipt)
 
     seen: dict[str, float] = {}
     for dc, session in dc_sessions.items():
-        rows, waited = _wait_for_rows(session, receipt["invoice_id"], 2, since=answered)
-        assert len(rows) == 2, f"invoice {receipt['invoice_id']} not in DC {dc} after {waited:.1f}s"
-        assert {row.branch for row in rows} == {BRANCH_OF_REGION[region]}
-        assert sum(row.total for row in rows) == Decimal(receipt["total"])
-        for row in rows:
-            assert SALES_TTL_S - 1000 <= row.ttl <= SALES_TTL_S, f"TTL {row.ttl} in DC {dc}"
+        row, waited = _wait_for_sale(session, sale, 2, since=answered)
+        assert row is not None, f"invoice {sale.invoice_id} not in DC {dc} after {waited:.1f}s"
+        lines = line_rows(row._asdict())
+        assert len(lines) == 2, f"DC {dc}: {lines}"
+        assert row.branch == branch
+        assert row.total == sum((line["total"] for line in lines), Decimal(0)) == Decimal(receipt["total"])
+        assert SALES_TTL_SECONDS - 1000 <= row.ttl <= SALES_TTL_SECONDS, f"TTL {row.ttl} in DC {dc}"
         seen[dc] = round(waited * 1000)
     FIGURES[f"sale from {region} readable per DC, ms after the receipt (LOCAL_QUORUM)"] = seen
 
@@ -89,7 +108,7 @@ def test_checkout_latency_as_the_client_sees_it(lab: Inventory) -> None:
     api = lab.address(lab.app_host_of("Yangon"))
     latencies = []
     for _ in range(10):
-        _, _, reply = _checkout(api, "A")
+        _, _, reply = _checkout(api, lab.branch_of("Yangon"))
         _ok(reply, 201)
         latencies.append(reply.elapsed_s * 1000)
     latencies.sort()
@@ -99,48 +118,21 @@ def test_checkout_latency_as_the_client_sees_it(lab: Inventory) -> None:
     assert latencies[len(latencies) // 2] < 2000
 
 
-def test_every_sale_table_row_carries_the_90_day_ttl(lab: Inventory, dc_sessions: dict[str, Any]) -> None:
+def test_the_sale_row_carries_the_90_day_ttl(lab: Inventory, dc_sessions: dict[str, Any]) -> None:
     api = lab.address(lab.app_host_of("Yangon"))
-    _, _, reply = _checkout(api, "A")
+    _, _, reply = _checkout(api, lab.branch_of("Yangon"))
     receipt = _ok(reply, 201)
-    session = dc_sessions["Yangon"]
-    rows, _ = _wait_for_rows(session, receipt["invoice_id"], 2)
-    assert len(rows) == 2
-    sold = rows[0]
-    day = session.execute(
-        "SELECT day, sold_at FROM sales_by_invoice WHERE invoice_id = %s LIMIT 1",
-        (receipt["invoice_id"],),
-    ).one()
-    ttls = {
-        "sales_by_invoice": [r.ttl for r in rows],
-        "sales_by_branch_day": [
-            r.ttl
-            for r in session.execute(
-                "SELECT TTL(total) AS ttl FROM sales_by_branch_day "
-                "WHERE branch = %s AND day = %s AND sold_at = %s AND invoice_id = %s",
-                (sold.branch, day.day, day.sold_at, receipt["invoice_id"]),
-            )
-        ],
-        "sales_by_product_line_day": [
-            r.ttl
-            for line in receipt["lines"]
-            for r in session.execute(
-                "SELECT TTL(total) AS ttl FROM sales_by_product_line_day "
-                "WHERE product_line = %s AND day = %s AND sold_at = %s AND invoice_id = %s",
-                (line["product_line"], day.day, day.sold_at, receipt["invoice_id"]),
-            )
-        ],
-    }
-    FIGURES["TTL of a fresh sale's rows (s)"] = {t: sorted(set(v)) for t, v in ttls.items()}
-    for table, values in ttls.items():
-        assert values, f"no row in {table}"
-        for ttl in values:
-            assert 7_775_000 <= ttl <= 7_776_000, f"{table} row has TTL {ttl}"
+    row, _ = _wait_for_sale(dc_sessions["Yangon"], SaleKey.of(receipt), 2)
+    assert row is not None, f"invoice {receipt['invoice_id']} not stored"
+    ttls = {"total": row.ttl, "lines": row.lines_ttl}
+    FIGURES["TTL of a fresh sale's row (s)"] = ttls
+    for column, ttl in ttls.items():
+        assert SALES_TTL_SECONDS - 1000 <= ttl <= SALES_TTL_SECONDS, f"sales.{column} has TTL {ttl}"
 
 
 def test_retried_checkout_returns_the_same_invoice(lab: Inventory, dc_sessions: dict[str, Any]) -> None:
     api = lab.address(lab.app_host_of("Mandalay"))
-    key, request, first = _checkout(api, "B")
+    key, request, first = _checkout(api, lab.branch_of("Mandalay"))
     receipt = _ok(first, 201)
     path = f"/carts/{request['cart_id']}/checkout"
     headers = {"Idempotency-Key": key}
@@ -151,8 +143,9 @@ def test_retried_checkout_returns_the_same_invoice(lab: Inventory, dc_sessions: 
     assert again.body == receipt
 
     # The same key, retried through another region's API once the sale is everywhere.
-    rows, _ = _wait_for_rows(dc_sessions["Yangon"], receipt["invoice_id"], 2)
-    assert len(rows) == 2
+    sale = SaleKey.of(receipt)
+    row, _ = _wait_for_sale(dc_sessions["Yangon"], sale, 2)
+    assert row is not None, f"invoice {sale.invoice_id} not in DC Yangon"
     elsewhere = http(
         lab.address(lab.app_host_of("Yangon")), "POST", path, json_body=request["body"],
         headers=headers,
@@ -165,22 +158,24 @@ def test_retried_checkout_returns_the_same_invoice(lab: Inventory, dc_sessions: 
     assert changed.status == 422, changed.body
     assert "already used for a different checkout request" in changed.body["detail"]
 
-    # Exactly one sale: two lines, written once, whatever the retries.
+    # Exactly one sale: one row with two lines, whatever the retries.
     for dc, session in dc_sessions.items():
-        rows, _ = _wait_for_rows(session, receipt["invoice_id"], 2)
-        assert sorted(row.line_no for row in rows) == [1, 2], f"DC {dc}: {rows}"
+        row, _ = _wait_for_sale(session, sale, 2)
+        assert row is not None, f"invoice {sale.invoice_id} not in DC {dc}"
+        assert [line["line_no"] for line in line_rows(row._asdict())] == [1, 2], f"DC {dc}: {row}"
+        assert len(_rows_of_invoice(session, sale)) == 1, f"DC {dc}: the sale stored twice"
 
 
 def test_one_key_sent_to_two_api_nodes_at_once_is_one_charge_and_one_sale(
     lab: Inventory, dc_sessions: dict[str, Any]
 ) -> None:
-    """The same checkout (key K) on app-a and app-b concurrently: the sandbox gateway's
-    charges live in Cassandra (sandbox_charges, claimed with IF NOT EXISTS), so both
-    nodes answer with one charge, one approval time, hence one sale event."""
+    """The same checkout (key K) on app-a and app-b concurrently: the sandbox gateway (its
+    own HTTP service) charges once per idempotency key, so both nodes answer with one
+    charge, one approval time, hence one sale event and one `sales` row."""
     api_a, api_b = (lab.address(lab.app_host_of(region)) for region in ("Yangon", "Mandalay"))
     for _ in range(3):  # a card may be declined (3%): then try with a new key
         products = _ok(http(api_a, "GET", "/products"))
-        cart = _ok(http(api_a, "POST", "/carts", json_body={"branch": "A"}), 201)
+        cart = _ok(http(api_a, "POST", "/carts", json_body={"branch": lab.branch_of("Yangon")}), 201)
         for quantity, product in enumerate([products[3], products[int(time.time_ns()) % len(products)]], 1):
             _ok(http(api_a, "POST", f"/carts/{cart['cart_id']}/items",
                      json_body={"product_id": product["product_id"], "quantity": quantity}))  # fmt: skip
@@ -201,18 +196,14 @@ def test_one_key_sent_to_two_api_nodes_at_once_is_one_charge_and_one_sale(
     later = http(api_b, "POST", path, json_body=body, headers={"Idempotency-Key": key})
     assert later.status == 201 and later.body["charge_id"] == a.body["charge_id"], later.body
 
-    invoice_id = a.body["invoice_id"]
+    sale = SaleKey.of(a.body)
     for dc, session in dc_sessions.items():
-        rows, _ = _wait_for_rows(session, invoice_id, 2)
-        assert sorted(row.line_no for row in rows) == [1, 2], f"DC {dc}: {rows}"
-        sold = list(session.execute("SELECT day, sold_at FROM sales_by_invoice WHERE invoice_id = %s", (invoice_id,)))
-        assert len({(row.day, row.sold_at) for row in sold}) == 1, f"DC {dc}: two approval times"
-        around = (sold[0].sold_at - timedelta(minutes=1), sold[0].sold_at + timedelta(minutes=1))
-        by_day = [r for r in session.execute(
-            "SELECT invoice_id FROM sales_by_branch_day WHERE branch = 'A' AND day = %s AND sold_at >= %s "
-            "AND sold_at <= %s", (sold[0].day, *around),
-        ) if r.invoice_id == invoice_id]  # fmt: skip
-        assert len(by_day) == 2, f"DC {dc}: {len(by_day)} rows of {invoice_id} in sales_by_branch_day"
-    charges = list(dc_sessions["Yangon"].execute("SELECT charge_id FROM sandbox_charges WHERE key = %s", (key,)))
-    assert [c.charge_id for c in charges] == [a.body["charge_id"]]
+        row, _ = _wait_for_sale(session, sale, 2)
+        assert row is not None, f"invoice {sale.invoice_id} not in DC {dc}"
+        assert len(stored_lines(row._asdict())) == 2, f"DC {dc}: {row}"
+        sold = _rows_of_invoice(session, sale)
+        assert len(sold) == 1, f"DC {dc}: {len(sold)} rows of {sale.invoice_id} in sales (two approval times?)"
+    charge = lab.gateway_charge(key)
+    assert charge.status == 200, f"gateway GET /v1/charges/{key}: HTTP {charge.status} {charge.body}"
+    assert charge.body["charge_id"] == a.body["charge_id"], charge.body
     FIGURES["one key on app-a and app-b at once: status, charge"] = f"{a.status}/{b.status}, {a.body['charge_id']}"

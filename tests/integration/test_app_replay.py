@@ -1,6 +1,7 @@
-"""Replaying the dataset stores exactly its 1000 sales, with the CSV's sums, in every DC,
-and the consumers catch up (lag back to 0). Safe to re-run: invoice ids are the
-dataset's and every write is an idempotent upsert, so a replay overwrites itself."""
+"""Replaying the dataset stores exactly its 1000 sales (one `sales` row each, one line
+inside), with the CSV's sums, in every DC, moves no stock (it is 2019 history), and the
+consumers catch up (lag back to 0). Safe to re-run: invoice ids are the dataset's and
+every write is an idempotent upsert, so a replay overwrites itself."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from typing import Any
 import pytest
 from cassandra import ConsistencyLevel
 from cassandra.concurrent import execute_concurrent_with_args
+from checkout.cql import SALES_TTL_SECONDS
+from checkout.events import stored_lines
 
 from .conftest import FIGURES
 from .lab import (
@@ -81,15 +84,18 @@ def test_consumer_lag_returns_to_zero(lab: Inventory, replayed: Replay) -> None:
     FIGURES["consumer lag back to 0 after the replay ended (s)"] = round(time.perf_counter() - replayed.finished, 1)
 
 
-def _stored_invoices(session: Any, invoices: frozenset[str]) -> list[Any]:
+def _stored_dataset_days(session: Any, dataset: DatasetFigures) -> list[Any]:
+    """Every `sales` row of the dataset's (branch, store day) partitions: 2019 days that
+    hold nothing but the replayed sales."""
     statement = session.prepare(
-        "SELECT invoice_id, line_no, quantity, total, tax, cogs, gross_income, "
-        "TTL(total) AS ttl, WRITETIME(total) AS written FROM sales_by_invoice WHERE invoice_id = ?"
+        "SELECT invoice_id, lines, total, tax, cogs, gross_income, TTL(total) AS ttl, WRITETIME(total) AS written "
+        "FROM sales WHERE branch = ? AND day = ?"
     )
     # LOCAL_QUORUM: both replicas of the DC, newest write wins (a replica that dropped a
     # mutation under load and awaits its hint is repaired by the read).
     statement.consistency_level = ConsistencyLevel.LOCAL_QUORUM
-    results = execute_concurrent_with_args(session, statement, [(i,) for i in sorted(invoices)], concurrency=50)
+    partitions = [(branch, date.fromisoformat(day)) for branch, day in sorted(dataset.partitions)]
+    results = execute_concurrent_with_args(session, statement, partitions, concurrency=50)
     rows = []
     for outcome in results:
         assert outcome.success, outcome.result_or_exc
@@ -105,18 +111,20 @@ def test_replay_stores_exactly_the_dataset_in_every_dc(
         # Wait until this replay rewrote every sale (earlier runs' rows are already there).
         deadline = replayed.finished + STORED_WITHIN_S
         while True:
-            rows = _stored_invoices(session, dataset.invoices)
+            rows = _stored_dataset_days(session, dataset)
             fresh = [row for row in rows if row.written >= replayed.started_us]
             if len(fresh) >= 1000 or time.perf_counter() > deadline:
                 break
             time.sleep(2)
         counts[dc] = round(time.perf_counter() - replayed.finished, 1)
-        assert len(rows) == 1000, f"DC {dc} holds {len(rows)} of the 1000 dataset sales"
+        # One row per invoice on the dataset's days: a duplicate would be a second row.
+        assert len(rows) == 1000, f"DC {dc} holds {len(rows)} sales rows on the 1000 dataset sales' days"
         assert len(fresh) == 1000, f"DC {dc}: only {len(fresh)} sales were rewritten by the replay"
         assert {row.invoice_id for row in rows} == dataset.invoices
-        assert {row.line_no for row in rows} == {1}
+        lines = [stored_lines(row._asdict()) for row in rows]
+        assert {len(sale_lines) for sale_lines in lines} == {1}, f"DC {dc}: a replayed sale is one line"
         sums = (
-            sum(row.quantity for row in rows),
+            sum(line.quantity for sale_lines in lines for line in sale_lines),
             sum((row.total for row in rows), Decimal(0)),
             sum((row.tax for row in rows), Decimal(0)),
             sum((row.cogs for row in rows), Decimal(0)),
@@ -130,20 +138,29 @@ def test_replay_stores_exactly_the_dataset_in_every_dc(
             f"{len(rows)}, {sums[1]}, {min(ttls)}..{max(ttls)}"
         )
         # The rows were just (re)written by this replay: a full 90-day TTL.
-        assert 7_775_000 <= min(ttls) <= max(ttls) <= 7_776_000
+        assert SALES_TTL_SECONDS - 1000 <= min(ttls) <= max(ttls) <= SALES_TTL_SECONDS
     FIGURES["all 1000 readable per DC, s after the replay ended (incl. query time)"] = counts
     FIGURES["CSV sums: rows, quantity, total, tax, cogs, gross income"] = (
         f"{dataset.rows}, {dataset.quantity}, {dataset.total}, {dataset.tax}, {dataset.cogs}, {dataset.gross_income}"
     )
 
-    # The main table, partition by partition (branch, day), at LOCAL_QUORUM in one DC:
-    # the dataset's days hold exactly its sales, so duplicates would show up here.
-    session = dc_sessions["Mandalay"]
-    statement = session.prepare("SELECT invoice_id, total FROM sales_by_branch_day WHERE branch = ? AND day = ?")
-    statement.consistency_level = ConsistencyLevel.LOCAL_QUORUM
-    rows = []
-    for branch, day in sorted(dataset.partitions):
-        rows.extend(session.execute(statement, (branch, date.fromisoformat(day))))
-    assert len(rows) == 1000, f"sales_by_branch_day holds {len(rows)} rows on the dataset days"
-    assert {row.invoice_id for row in rows} == dataset.invoices
-    assert sum((row.total for row in rows), Decimal(0)) == dataset.total
+
+def test_replayed_history_moves_no_stock(
+    lab: Inventory, dc_sessions: dict[str, Any], dataset: DatasetFigures, replayed: Replay
+) -> None:
+    """Replayed rows are 2019 history for the reports: no movement on their days in any
+    branch's stock (stock_moves of its home region's keyspace), whatever the consumers did."""
+    found: dict[str, int] = {}
+    for branch in sorted({branch for branch, _ in dataset.partitions}):
+        session = dc_sessions[lab.home_region(branch)]
+        statement = session.prepare(
+            f"SELECT movement_id FROM {lab.home_keyspace(branch)}.stock_moves WHERE branch = ? AND day = ? LIMIT 1"
+        )
+        statement.consistency_level = ConsistencyLevel.LOCAL_QUORUM
+        days = [(branch, date.fromisoformat(day)) for b, day in sorted(dataset.partitions) if b == branch]
+        results = execute_concurrent_with_args(session, statement, days, concurrency=50)
+        found[branch] = 0
+        for outcome in results:
+            assert outcome.success, outcome.result_or_exc
+            found[branch] += len(list(outcome.result_or_exc))
+    assert found == dict.fromkeys(found, 0), f"stock moved on dataset days (partitions with movements): {found}"

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from cassandra import ConsistencyLevel
+from cassandra.query import SimpleStatement
+from checkout.domain import STORE_TZ
+from checkout.idempotency import invoice_id_for
 
-from .lab import INVOICE_NAMESPACE, Inventory, http
+from .lab import Inventory, http
 
 
 @pytest.fixture(scope="module")
@@ -16,8 +21,8 @@ def api(lab: Inventory) -> str:
 
 
 @pytest.fixture
-def cart(api: str) -> dict[str, Any]:
-    reply = http(api, "POST", "/carts", json_body={"branch": "A"})
+def cart(lab: Inventory, api: str) -> dict[str, Any]:
+    reply = http(api, "POST", "/carts", json_body={"branch": lab.branch_of("Yangon")})
     assert reply.status == 201, reply.body
     return dict(reply.body)
 
@@ -87,9 +92,10 @@ def test_oversized_body_is_refused(api: str, cart: dict[str, Any]) -> None:
     ids=["malformed-json", "unknown-payment", "rating-out-of-range", "oversized"],
 )
 def test_bad_checkout_writes_no_sale_and_no_key(
-    *, api: str, cart: dict[str, Any], dc_sessions: dict[str, Any], raw: bytes, status: int,
+    *, lab: Inventory, api: str, cart: dict[str, Any], dc_sessions: dict[str, Any], raw: bytes, status: int,
     message: str,
 ) -> None:  # fmt: skip
+    since = datetime.now(UTC) - timedelta(minutes=1)
     product = http(api, "GET", "/products").body[0]["product_id"]
     added = http(api, "POST", f"/carts/{cart['cart_id']}/items",
                  json_body={"product_id": product, "quantity": 1})  # fmt: skip
@@ -100,10 +106,29 @@ def test_bad_checkout_writes_no_sale_and_no_key(
     assert reply.status == status, reply.body
     assert message in reply.body["detail"]
 
+    # No sale: the branch's sales partitions of the store days since just before the test
+    # hold no row of the invoice the key would have named.
     session = dc_sessions["Yangon"]
-    invoice_id = str(uuid.uuid5(uuid.UUID(INVOICE_NAMESPACE), key))
-    assert session.execute("SELECT key FROM idempotency_keys WHERE key = %s", (key,)).one() is None
-    assert session.execute("SELECT invoice_id FROM sales_by_invoice WHERE invoice_id = %s", (invoice_id,)).one() is None
+    branch, invoice_id = lab.branch_of("Yangon"), invoice_id_for(key)
+    days = sorted({since.astimezone(STORE_TZ).date(), datetime.now(STORE_TZ).date()})
+    sales = SimpleStatement(
+        "SELECT invoice_id FROM sales WHERE branch = %s AND day = %s AND sold_at >= %s",
+        consistency_level=ConsistencyLevel.LOCAL_QUORUM,
+    )
+    stored = [r for day in days for r in session.execute(sales, (branch, day, since)) if r.invoice_id == invoice_id]
+    assert stored == [], f"the refused checkout stored sale {invoice_id}"
+    # No checkout record (the key lives in the cart's header once a checkout is accepted):
+    # the cart is open, as the API shows it and as its home region's keyspace holds it.
+    carts = f"{lab.home_keyspace(branch)}.carts"
+    header = session.execute(
+        SimpleStatement(
+            f"SELECT status, invoice_id, checkout_key FROM {carts} WHERE cart_id = %s LIMIT 1",
+            consistency_level=ConsistencyLevel.LOCAL_QUORUM,
+        ),
+        (cart["cart_id"],),
+    ).one()
+    assert header is not None, f"cart {cart['cart_id']} not in {carts}"
+    assert (header.status, header.invoice_id, header.checkout_key) == ("open", None, None), header
     still = http(api, "GET", f"/carts/{cart['cart_id']}").body
     assert still["status"] == "open"
     assert still["invoice_id"] is None

@@ -6,12 +6,13 @@ waited for (UN in `nodetool status` and its CQL port) whatever happened.
 
 With RF 2 per DC, LOCAL_QUORUM in Yangon needs both replicas, so the Yangon API and
 consumer can only keep going by falling back to CHECKOUT_CASSANDRA_FALLBACK_CONSISTENCY
-(LOCAL_ONE); the other DCs write at LOCAL_QUORUM and leave hints for cass-a2.
+(LOCAL_ONE); the other DCs write at LOCAL_QUORUM and leave hints for cass-a2. Sales are
+in the shared keyspace (every DC); carts and stock in checkout_yangon, replicated in
+Yangon only, where even QUORUM needs the down node.
 """
 
 from __future__ import annotations
 
-import csv
 import re
 import time
 import uuid
@@ -25,9 +26,25 @@ from cassandra import ConsistencyLevel, Unavailable
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
 from cassandra.policies import FallthroughRetryPolicy, WhiteListRoundRobinPolicy
 from cassandra.query import SimpleStatement
+from checkout.dataset import parse_lines
+from checkout.domain import STORE_TZ
+from checkout.events import stored_lines
+from checkout.idempotency import invoice_id_for
 
 from .conftest import FIGURES
-from .lab import API_PORT, CQL_PORT, DATASET, INVOICE_NAMESPACE, Inventory, http, metric_samples, port_open, ssh
+from .lab import (
+    API_PORT,
+    CQL_PORT,
+    DATASET,
+    SALE_WHERE,
+    SHARED_KEYSPACE,
+    Inventory,
+    SaleKey,
+    http,
+    metric_samples,
+    port_open,
+    ssh,
+)
 
 DOWN_NODE = "cass-a2"
 PEER_NODE = "cass-a1"
@@ -38,7 +55,6 @@ BACK_WITHIN_S = 150.0
 HINTS_WITHIN_S = 120.0
 # roles/cassandra: cassandra_data_dir (/var/lib/cassandra) + /hints.
 HINTS_DIR = "/var/lib/cassandra/hints"
-STORE_TZ = timedelta(hours=6, minutes=30)
 # Marks this module's checkouts among whatever else the lab sells meanwhile (a load test):
 # the rating is valid (0..10) but outside the dataset's 4..10.
 MARKER_RATING = "0.7"
@@ -146,31 +162,49 @@ def _session(address: str, level: int) -> tuple[Any, Any]:
     )
     cluster = Cluster([address], port=CQL_PORT, execution_profiles={EXEC_PROFILE_DEFAULT: profile},
                       connect_timeout=15, protocol_version=5)  # fmt: skip
-    return cluster, cluster.connect("checkout")
+    return cluster, cluster.connect(SHARED_KEYSPACE)
 
 
-# With cass-a2 down and cass-a1 coordinating: 5 of 6 replicas alive, 1 of 2 in Yangon.
+# With cass-a2 down and cass-a1 coordinating. The shared keyspace: 5 of 6 replicas alive,
+# 1 of 2 in Yangon. Yangon's own keyspace: 1 of its 2 replicas, both in Yangon.
 EXPECTED = {
-    "ANY": "ok",
-    "ONE": "ok",
-    "LOCAL_ONE": "ok",
-    "QUORUM": "ok",  # 4 of 6
-    "LOCAL_QUORUM": "Unavailable",  # 2 of 2 in Yangon
-    "EACH_QUORUM": "Unavailable",
-    "ALL": "Unavailable",
+    "shared": {
+        "ANY": "ok",
+        "ONE": "ok",
+        "LOCAL_ONE": "ok",
+        "QUORUM": "ok",  # 4 of 6
+        "LOCAL_QUORUM": "Unavailable",  # 2 of 2 in Yangon
+        "EACH_QUORUM": "Unavailable",
+        "ALL": "Unavailable",
+    },
+    "region": {
+        "ANY": "ok",
+        "ONE": "ok",
+        "LOCAL_ONE": "ok",
+        "QUORUM": "Unavailable",  # 2 of 2: every replica is in Yangon
+        "LOCAL_QUORUM": "Unavailable",
+        "EACH_QUORUM": "Unavailable",
+        "ALL": "Unavailable",
+    },
 }
 
 
-def test_each_consistency_level_with_a_yangon_replica_down(outage: Outage) -> None:
-    """A write at each level, no driver retry, no fallback: which succeed, which refuse."""
+@pytest.mark.parametrize("keyspace", ["shared", "region"])
+def test_each_consistency_level_with_a_yangon_replica_down(lab: Inventory, outage: Outage, keyspace: str) -> None:
+    """A write at each level, no driver retry, no fallback: which succeed, which refuse.
+    Probes: a day-index partition of the shared keyspace nobody reads (branch
+    'cl-probe-...'), and the header of a cart in Yangon's keyspace, both expiring."""
+    branch = lab.branch_of("Yangon")
+    probe = {
+        "shared": "INSERT INTO sale_days (branch, day) VALUES (%s, '2000-01-01') USING TTL 600",
+        "region": f"INSERT INTO {lab.home_keyspace(branch)}.carts (cart_id, branch, status) "
+        f"VALUES (%s, '{branch}', 'probe') USING TTL 600",
+    }[keyspace]
     cluster, session = _session(outage.peer, ConsistencyLevel.LOCAL_ONE)
     seen = {}
     try:
-        for name in EXPECTED:
-            statement = SimpleStatement(
-                "INSERT INTO carts (cart_id, branch, status) VALUES (%s, 'A', 'probe') USING TTL 600",
-                consistency_level=ConsistencyLevel.name_to_value[name],
-            )
+        for name in EXPECTED[keyspace]:
+            statement = SimpleStatement(probe, consistency_level=ConsistencyLevel.name_to_value[name])
             try:
                 session.execute(statement, (f"cl-probe-{name}-{uuid.uuid4()}",))
                 seen[name] = "ok"
@@ -180,12 +214,12 @@ def test_each_consistency_level_with_a_yangon_replica_down(outage: Outage) -> No
                 assert error.alive_replicas < error.required_replicas
     finally:
         cluster.shutdown()
-    FIGURES["write per consistency level, cass-a2 down (coordinator cass-a1)"] = seen
-    assert seen == EXPECTED
+    FIGURES[f"write per consistency level, {keyspace} keyspace, cass-a2 down (coordinator cass-a1)"] = seen
+    assert seen == EXPECTED[keyspace]
 
 
-def _checkout(api: str, products: list[dict[str, Any]], n: int) -> dict[str, Any]:
-    cart = http(api, "POST", "/carts", json_body={"branch": "A"})
+def _checkout(api: str, branch: str, products: list[dict[str, Any]], n: int) -> dict[str, Any]:
+    cart = http(api, "POST", "/carts", json_body={"branch": branch})
     assert cart.status == 201, cart.body
     cart_id = cart.body["cart_id"]
     lines = {products[(n * 37) % len(products)]["product_id"]: 1 + n % 3,
@@ -200,7 +234,7 @@ def _checkout(api: str, products: list[dict[str, Any]], n: int) -> dict[str, Any
     reply = http(api, "POST", path, json_body=request, headers={"Idempotency-Key": key})
     assert reply.status == 201, f"checkout {n} with {DOWN_NODE} down: HTTP {reply.status} {reply.body}"
     receipt = reply.body
-    assert receipt["invoice_id"] == str(uuid.uuid5(uuid.UUID(INVOICE_NAMESPACE), key))
+    assert receipt["invoice_id"] == invoice_id_for(key)
     if n % 4 == 0:  # a client retry: same answer, nothing new sold
         again = http(api, "POST", path, json_body=request, headers={"Idempotency-Key": key})
         assert again.status == 201 and again.body == receipt, again.body
@@ -222,14 +256,26 @@ def _wait_rows(session: Any, statement: Any, keys: list[tuple[Any, ...]], expect
         time.sleep(0.5)
 
 
+def _replayed_slice() -> list[SaleKey]:
+    """Where the first REPLAY_ROWS dataset sales are stored (branch, store day, sale time)."""
+    lines = DATASET.read_text("utf-8").splitlines()[: REPLAY_ROWS + 1]
+    parsed = parse_lines(lines)
+    assert not parsed.errors, parsed.errors
+    return [
+        SaleKey(row.branch.value, row.sold_at.astimezone(STORE_TZ).date(), row.sold_at, row.invoice_id)
+        for row in parsed.rows
+    ]
+
+
 def test_checkouts_and_replay_during_the_outage_are_stored_exactly_once(
     lab: Inventory, dc_sessions: dict[str, Any], outage: Outage
 ) -> None:
     api = lab.address(lab.app_host_of("Yangon"))
+    branch = lab.branch_of("Yangon")
     products = http(api, "GET", "/products").body
     before = _downgrades(api, API_PORT)
     window_start = datetime.now(UTC) - timedelta(seconds=1)
-    sold = [_checkout(api, products, n) for n in range(CHECKOUTS)]
+    sold = [_checkout(api, branch, products, n) for n in range(CHECKOUTS)]
     window_end = datetime.now(UTC) + timedelta(seconds=1)
     latencies = sorted(s["elapsed_s"] * 1000 for s in sold)
     FIGURES[f"{CHECKOUTS} checkouts on app-a with {DOWN_NODE} down: p50 / max (ms)"] = (
@@ -240,8 +286,7 @@ def test_checkouts_and_replay_during_the_outage_are_stored_exactly_once(
     assert downgraded > 0, "the Yangon API met LOCAL_QUORUM with a Yangon replica down?"
 
     # A slice of the dataset, replayed through Kafka into the consumers during the outage.
-    with DATASET.open(newline="", encoding="utf-8") as handle:
-        slice_invoices = sorted(row["Invoice ID"] for row in list(csv.DictReader(handle))[:REPLAY_ROWS])
+    slice_sales = _replayed_slice()
     replay_started_us = int(time.time() * 1_000_000)
     replayed = ssh(
         api,
@@ -254,46 +299,61 @@ def test_checkouts_and_replay_during_the_outage_are_stored_exactly_once(
     assert f"sent {REPLAY_ROWS} events" in replayed.stdout, replayed.stdout
 
     ours = {s["receipt"]["invoice_id"]: s for s in sold}
+    keys = {invoice_id: SaleKey.of(s["receipt"]) for invoice_id, s in ours.items()}
     lines_total = sum(len(s["lines"]) for s in sold)
+    # The DC sessions read at LOCAL_ONE: LOCAL_QUORUM in Yangon is what the outage breaks.
     for dc, session in dc_sessions.items():
-        by_invoice = session.prepare("SELECT invoice_id, line_no, rating, WRITETIME(total) AS written "
-                                     "FROM sales_by_invoice WHERE invoice_id = ?")  # fmt: skip
-        rows = _wait_rows(session, by_invoice, [(i,) for i in ours], lines_total)
-        per_invoice: dict[str, list[int]] = {}
-        for row in rows:
-            per_invoice.setdefault(row.invoice_id, []).append(row.line_no)
+        sale_row = session.prepare(f"SELECT invoice_id, lines, WRITETIME(total) AS written FROM sales {SALE_WHERE}")
+        rows = _wait_rows(session, sale_row, [k.params() for k in keys.values()], len(ours))
+        stored = {row.invoice_id: stored_lines(row._asdict()) for row in rows}
         for invoice_id, s in ours.items():
-            wanted = list(range(1, len(s["lines"]) + 1))
-            assert sorted(per_invoice.get(invoice_id, [])) == wanted, f"DC {dc}: invoice {invoice_id}"
+            assert invoice_id in stored, f"DC {dc}: invoice {invoice_id} not stored"
+            products_sold = {line.product_id: line.quantity for line in stored[invoice_id]}
+            assert products_sold == s["lines"], f"DC {dc}: invoice {invoice_id}"
 
         # No other invoice carries this module's marker in the window, and none twice.
-        days = sorted({(window_start + STORE_TZ).date(), (window_end + STORE_TZ).date()})
-        branch_day = session.prepare("SELECT invoice_id, line_no, rating FROM sales_by_branch_day "
-                                     "WHERE branch = 'A' AND day = ? AND sold_at >= ? AND sold_at <= ?")  # fmt: skip
-        window = [r for day in days for r in session.execute(branch_day, (day, window_start, window_end))
+        days = sorted({window_start.astimezone(STORE_TZ).date(), window_end.astimezone(STORE_TZ).date()})
+        branch_day = session.prepare(
+            "SELECT invoice_id, rating FROM sales WHERE branch = ? AND day = ? AND sold_at >= ? AND sold_at <= ?"
+        )
+        window = [r for day in days for r in session.execute(branch_day, (branch, day, window_start, window_end))
                   if str(r.rating) == MARKER_RATING]  # fmt: skip
         assert {r.invoice_id for r in window} == set(ours), f"DC {dc}: invoices in the window"
-        assert len(window) == lines_total, f"DC {dc}: {len(window)} rows for {lines_total} lines"
-
-        # Stock moved once per line: one movement row per (branch, product, invoice).
-        moves = session.prepare("SELECT delta FROM stock_movements WHERE branch = 'A' AND product_id = ? "
-                                "AND invoice_id = ?")  # fmt: skip
-        for invoice_id, s in ours.items():
-            for product_id, quantity in s["lines"].items():
-                deltas = [r.delta for r in session.execute(moves, (product_id, invoice_id))]
-                assert deltas == [-quantity], f"DC {dc}: stock of {product_id} for {invoice_id}: {deltas}"
+        assert len(window) == len(ours), f"DC {dc}: {len(window)} sales rows for {len(ours)} invoices"
 
         # The replayed slice: rewritten by this replay, one row each.
-        replay_rows = _wait_rows(session, by_invoice, [(i,) for i in slice_invoices], REPLAY_ROWS)
+        replay_rows = _wait_rows(session, sale_row, [k.params() for k in slice_sales], REPLAY_ROWS)
         deadline = time.perf_counter() + STORED_WITHIN_S
         while sum(r.written >= replay_started_us for r in replay_rows) < REPLAY_ROWS:
             if time.perf_counter() > deadline:
                 break
             time.sleep(1)
-            replay_rows = [row for i in slice_invoices for row in session.execute(by_invoice, (i,))]
-        assert sorted(r.invoice_id for r in replay_rows) == slice_invoices, f"DC {dc}: replayed slice"
+            replay_rows = [row for k in slice_sales for row in session.execute(sale_row, k.params())]
+        assert sorted(r.invoice_id for r in replay_rows) == sorted(k.invoice_id for k in slice_sales), (
+            f"DC {dc}: replayed slice"
+        )
         fresh = sum(r.written >= replay_started_us for r in replay_rows)
         assert fresh == REPLAY_ROWS, f"DC {dc}: {fresh} of {REPLAY_ROWS} replayed sales rewritten"
+
+    # Stock, in Yangon's own keyspace (Yangon DC only): each checkout moved it once per line,
+    # keyed by its invoice, in the partition of its store day; the replayed history, not at all.
+    session = dc_sessions[lab.home_region(branch)]
+    stock_moves = f"{lab.home_keyspace(branch)}.stock_moves"
+    moves = session.prepare(
+        f"SELECT delta FROM {stock_moves} WHERE branch = ? AND day = ? AND product_id = ? AND movement_id = ?"
+    )
+    for invoice_id, s in ours.items():
+        for product_id, quantity in s["lines"].items():
+            params = (branch, keys[invoice_id].day, product_id, invoice_id)
+            deltas = [r.delta for r in session.execute(moves, params)]
+            assert deltas == [-quantity], f"stock of {product_id} for {invoice_id}: {deltas}"
+    for home in sorted({k.branch for k in slice_sales}):
+        history = dc_sessions[lab.home_region(home)].prepare(
+            f"SELECT product_id, movement_id FROM {lab.home_keyspace(home)}.stock_moves WHERE branch = ? AND day = ?"
+        )
+        days = sorted({k.day for k in slice_sales if k.branch == home})
+        moved = [r for day in days for r in dc_sessions[lab.home_region(home)].execute(history, (home, day))]
+        assert moved == [], f"replayed sales of branch {home} moved stock: {moved[:5]}"
     FIGURES[f"stored exactly once in 3 DCs with {DOWN_NODE} down"] = (
         f"{len(ours)} checkouts ({lines_total} lines), {REPLAY_ROWS} replayed sales"
     )
