@@ -32,6 +32,21 @@ def cassandra_seeds(hosts: list[str], hostvars: Any) -> list[str]:
     return marked
 
 
+def branch_dcs(hosts: list[str], hostvars: Any) -> dict[str, str]:
+    """Each branch's home DC: the DC of the hosts that carry `branch` (its region group).
+
+    Fails on a branch claimed by two DCs: its carts and stock must live in one keyspace."""
+    homes: dict[str, str] = {}
+    for host in hosts:
+        branch = hostvars[host].get("branch")
+        if not branch:
+            continue
+        dc = _dc(hostvars, host)
+        if homes.setdefault(str(branch), dc) != dc:
+            raise ValueError(f"branch {branch} is in two DCs: {homes[str(branch)]} and {dc}")
+    return dict(sorted(homes.items()))
+
+
 def node_addresses(hosts: list[str], hostvars: Any, override_var: str) -> list[str]:
     """Each host's service address: its inventory override, else its default IPv4, else ansible_host.
 
@@ -53,4 +68,5 @@ class FilterModule:
             "cassandra_default_rf": cassandra_default_rf,
             "cassandra_seeds": cassandra_seeds,
             "node_addresses": node_addresses,
+            "branch_dcs": branch_dcs,
         }

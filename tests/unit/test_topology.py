@@ -55,3 +55,22 @@ def test_node_addresses_prefer_override_then_facts_then_ansible_host() -> None:
         "10.0.0.2",
         "192.0.2.3",
     ]
+
+
+def test_branch_home_dcs_come_from_the_region_groups() -> None:
+    from tests.conftest import group_hosts, hostvars
+
+    hosts = group_hosts("all")
+    assert topology.branch_dcs(hosts, {h: hostvars(h) for h in hosts}) == {
+        "A": "Yangon",
+        "B": "Mandalay",
+        "C": "Naypyitaw",
+    }
+
+
+def test_a_branch_in_two_dcs_is_refused() -> None:
+    import pytest
+
+    two = {"x": {"branch": "A", "region": "Yangon"}, "y": {"branch": "A", "region": "Mandalay"}}
+    with pytest.raises(ValueError, match="branch A is in two DCs"):
+        topology.branch_dcs(list(two), two)
