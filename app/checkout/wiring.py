@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
 import sys
 
@@ -14,11 +16,28 @@ from checkout.adapters.cassandra.stock import CassandraStockLedger
 from checkout.adapters.gateway_http import HttpPaymentGateway
 from checkout.catalog import default_catalog
 from checkout.config import Settings, get_settings
-from checkout.errors import DependencyUnavailable
+from checkout.domain import Branch
+from checkout.errors import DependencyUnavailable, RequestRejected
 from checkout.http.app import create_app
 from checkout.http.deps import AppDependencies
 from checkout.producer import KafkaEventPublisher
 from checkout.service import CheckoutService
+
+log = logging.getLogger(__name__)
+
+
+STOCK_SWEEP_EVERY_S = 3600.0
+
+
+async def sweep_stock(stock: CassandraStockLedger, branches: list[Branch]) -> None:
+    """Fold the settled days of this region's branches into their levels, hourly."""
+    while True:
+        for branch in branches:
+            try:
+                await stock.sweep(branch)
+            except (DependencyUnavailable, RequestRejected) as error:
+                log.warning("stock sweep of branch %s failed (%s); next in an hour", branch, error)
+        await asyncio.sleep(STOCK_SWEEP_EVERY_S)
 
 
 def build_dependencies(settings: Settings) -> AppDependencies:
@@ -31,10 +50,12 @@ def build_dependencies(settings: Settings) -> AppDependencies:
         raise
     gateway = HttpPaymentGateway(settings.payment_gateway_url, settings.payment_timeout_s)
     keyspace, homes = settings.cassandra_keyspace, settings.branch_dcs
+    stock = CassandraStockLedger(db, keyspace, homes, settings.initial_stock)
+    local_branches = [b for b, dc in sorted(homes.items()) if dc == settings.cassandra_local_dc]
     service = CheckoutService(
         catalog=default_catalog(),
         carts=CassandraCartStore(db, keyspace, homes),
-        stock=CassandraStockLedger(db, keyspace, homes, settings.initial_stock),
+        stock=stock,
         publisher=publisher,
         gateway=gateway,
         region=settings.region,
@@ -44,6 +65,7 @@ def build_dependencies(settings: Settings) -> AppDependencies:
         service=service,
         readiness={"cassandra": db.ready, "kafka": publisher.ready, "gateway": gateway.ready},
         on_shutdown=[publisher.close, db.close],
+        background=[functools.partial(sweep_stock, stock, local_branches)],
         max_body_bytes=settings.api_max_body_bytes,
     )
 

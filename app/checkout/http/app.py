@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -16,7 +17,10 @@ from checkout.http.routes import carts, catalog, checkout, ops, stock
 def create_app(deps: AppDependencies) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        jobs = [asyncio.create_task(job()) for job in deps.background]
         yield
+        for job in jobs:
+            job.cancel()
         # uvicorn has drained in-flight requests by now; close producers last so the
         # buffered events of those requests are flushed.
         app.state.shutting_down = True

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
@@ -21,6 +21,8 @@ class AppDependencies:
     service: CheckoutService
     readiness: dict[str, ReadinessCheck] = field(default_factory=dict)
     on_shutdown: list[Callable[[], None]] = field(default_factory=list)
+    # Jobs that run beside the requests for the life of the process (the stock sweep).
+    background: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
     max_body_bytes: int = 64 * 1024
 
 

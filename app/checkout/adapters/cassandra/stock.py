@@ -36,6 +36,12 @@ class _Statements:
         self.folded = db.prepare(
             f"SELECT level, as_of FROM {keyspace}.stock_levels WHERE branch = ? AND product_id = ?"
         )
+        self.all_folded = db.prepare(
+            f"SELECT product_id, level, as_of FROM {keyspace}.stock_levels WHERE branch = ?"
+        )
+        self.day_moves = db.prepare(
+            f"SELECT product_id, delta FROM {keyspace}.stock_moves WHERE branch = ? AND day = ?"
+        )
         self.set_folded = db.prepare(
             f"INSERT INTO {keyspace}.stock_levels (branch, product_id, level, as_of) "
             "VALUES (?, ?, ?, ?)"
@@ -100,6 +106,50 @@ class CassandraStockLedger:
             params = (branch.value, product_id, settled.level, settled.as_of)
             await self._db.execute(statements.set_folded, params, dc=dc)
         return StockLevel(branch, product_id, folded.level + sum(by_day.values()))
+
+    async def _read_all(self, statement: Any, params: Sequence[Any]) -> list[Any]:
+        """A whole partition, paged, off the event loop (the driver's paging is blocking)."""
+
+        def read() -> list[Any]:
+            return list(self._db.read_all(statement, params))
+
+        return await asyncio.to_thread(read)
+
+    async def sweep(self, branch: Branch) -> int:
+        """Fold every settled day into every level of the branch; returns levels written.
+
+        Run hourly by the API of the branch's home region, so that a level nobody reads
+        still gets folded long before its movements expire, and every read stays a row
+        plus a few days. After the first sweep of a day it finds nothing to do."""
+        statements, dc = self._where(branch)
+        if dc != self._db.local_dc:
+            raise ValueError(f"branch {branch} is swept in its home DC {dc}, not here")
+        until = settled_until(self._today())
+        rows = await self._read_all(statements.all_folded, (branch.value,))
+        folded = {row.product_id: _folded([row], self._initial_stock, until) for row in rows}
+        behind = {pid: f for pid, f in folded.items() if f.as_of < until}
+        if not behind:
+            return 0
+        oldest = min(f.as_of for f in behind.values())
+        sums: dict[str, dict[date, int]] = {pid: {} for pid in behind}
+        day = oldest + timedelta(days=1)
+        while day <= until:
+            for move in await self._read_all(statements.day_moves, (branch.value, day)):
+                if move.product_id in sums:
+                    by_day = sums[move.product_id]
+                    by_day[day] = by_day.get(day, 0) + move.delta
+            day += timedelta(days=1)
+        slots = asyncio.Semaphore(16)
+
+        async def write(pid: str, level: FoldedLevel) -> None:
+            settled = fold(level, sums[pid], until)
+            async with slots:
+                params = (branch.value, pid, settled.level, settled.as_of)
+                await self._db.execute(statements.set_folded, params, dc=dc)
+
+        await asyncio.gather(*(write(pid, level) for pid, level in behind.items()))
+        log.info("folded the stock of branch %s up to %s: %d levels", branch, until, len(behind))
+        return len(behind)
 
 
 def _folded(rows: Sequence[Any], initial_stock: int, today: date) -> FoldedLevel:
