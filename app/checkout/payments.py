@@ -10,12 +10,11 @@ same simulation in-process for the unit tests.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Protocol
 
 from checkout.domain import PaymentMethod
 
@@ -31,14 +30,9 @@ class ChargeRequest:
     amount: Decimal
     method: PaymentMethod
     reference: str
-    # What the key stands for: the API passes its request hash. A caller without one gets
-    # the charge's own terms (amount, method) as its fingerprint.
-    fingerprint: str = ""
-
-    def __post_init__(self) -> None:
-        if not self.fingerprint:
-            terms = f"{self.amount}|{self.method.value}".encode()
-            object.__setattr__(self, "fingerprint", hashlib.sha256(terms).hexdigest()[:32])
+    # What the key stands for (the API's hash of the checkout request): the key asked
+    # again with another fingerprint is refused.
+    fingerprint: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,40 +66,3 @@ class PaymentGateway(Protocol):
     async def void(self, key: str) -> None:
         """Cancel whatever the key charged, if anything; a later charge with it is new."""
         ...
-
-
-if TYPE_CHECKING:
-    from checkout.gateway.ledger import ChargeLedger, MemoryChargeLedger, StoredCharge
-    from checkout.gateway.simulation import SandboxGateway
-
-# Transitional: these moved to checkout.gateway; the Cassandra data path being rewritten
-# still imports them from here. Remove once nothing does (grep "from checkout.payments").
-_MOVED = {
-    "ChargeLedger": "checkout.gateway.ledger",
-    "MemoryChargeLedger": "checkout.gateway.ledger",
-    "StoredCharge": "checkout.gateway.ledger",
-    "SandboxGateway": "checkout.gateway.simulation",
-}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _MOVED:
-        import importlib  # noqa: PLC0415 - lazy: checkout.gateway imports this module
-
-        return getattr(importlib.import_module(_MOVED[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-__all__ = [
-    "ChargeConflict",
-    "ChargeLedger",
-    "ChargeOutcome",
-    "ChargeRequest",
-    "ChargeResult",
-    "MemoryChargeLedger",
-    "PaymentGateway",
-    "PaymentTimeout",
-    "SandboxGateway",
-    "StoredCharge",
-    "to_millis",
-]

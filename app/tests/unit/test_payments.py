@@ -82,7 +82,7 @@ def _gateway(**rates: float) -> SandboxGateway:
 
 
 def _request(key: str, amount: str = "10.00") -> ChargeRequest:
-    return ChargeRequest(key, Decimal(amount), PaymentMethod.CREDIT_CARD, f"inv-{key}")
+    return ChargeRequest(key, Decimal(amount), PaymentMethod.CREDIT_CARD, f"inv-{key}", "fp")
 
 
 def test_same_key_is_charged_once_and_other_amounts_are_refused() -> None:
@@ -125,12 +125,6 @@ def test_same_key_with_another_fingerprint_is_refused() -> None:
             await gateway.charge(dataclasses.replace(request, fingerprint="another-request"))
 
     asyncio.run(scenario())
-
-
-def test_without_a_fingerprint_the_charge_terms_are_the_fingerprint() -> None:
-    assert _request("a").fingerprint == _request("b").fingerprint
-    assert _request("a").fingerprint != _request("a", "11.00").fingerprint
-    assert ChargeRequest("k", Decimal(1), PaymentMethod.CASH, "r", "given").fingerprint == "given"
 
 
 def test_two_concurrent_charges_with_one_key_make_one_charge() -> None:
