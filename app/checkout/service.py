@@ -217,7 +217,16 @@ class CheckoutService:
             metrics.CHECKOUTS.labels("payment_timeout").inc()
             # The gateway may have charged before going silent: cancel it, so that a
             # timed-out checkout has taken no money, sold nothing and moved no stock.
-            await self.gateway.void(request.key)
+            try:
+                await self.gateway.void(request.key)
+            except PaymentTimeout as void_error:
+                # The charge may stand; the retry the answer asks for gets it back from
+                # the gateway and finishes the sale, so no charge is left without a sale.
+                log.warning("could not void key %s: %s", request.key, void_error)
+                raise PaymentTimedOut(
+                    "the payment gateway is not answering; nothing was sold, and a charge it "
+                    "may have made is settled by a retry with the same Idempotency-Key"
+                ) from error
             raise PaymentTimedOut(
                 f"the payment gateway did not answer within {self.payment_timeout_s}s; "
                 "nothing was charged or sold; retry with the same Idempotency-Key"

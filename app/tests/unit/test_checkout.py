@@ -4,6 +4,7 @@ import pytest
 
 from checkout.catalog import Catalog
 from checkout.idempotency import invoice_id_for
+from checkout.payments import PaymentTimeout
 from tests.unit.conftest import Harness, HarnessFactory
 
 
@@ -142,3 +143,26 @@ def test_metrics_count_requests_by_route_template(harness: Harness, product_id: 
     text = harness.client.get("/metrics").text
     assert 'checkout_http_requests_total{endpoint="/carts/{cart_id}/items",method="POST",' in text
     assert "checkout_http_request_duration_seconds_bucket" in text
+
+
+class _SilentGateway:
+    """A gateway that cannot be reached at all: charges and voids both time out."""
+
+    async def charge(self, request: object) -> object:
+        raise PaymentTimeout("connection refused (fake)")
+
+    async def void(self, key: str) -> None:
+        raise PaymentTimeout("connection refused (fake)")
+
+
+def test_an_unreachable_gateway_is_a_504_that_sells_nothing(
+    harness: Harness, product_id: str
+) -> None:
+    cart_id = harness.cart_with(product_id)
+    harness.service.gateway = _SilentGateway()  # type: ignore[assignment]
+    response = checkout(harness, cart_id, "key-silent")
+    assert response.status_code == 504, response.text
+    assert "retry with the same Idempotency-Key" in response.json()["detail"]
+    assert harness.publisher.events == []
+    assert harness.stock.movements == {}
+    assert harness.carts.carts[cart_id].checkout is None
