@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from loadtest.db_profile import OpCost
 from loadtest.lab_usage import Usage
 from loadtest.slo import Check
 
@@ -14,16 +15,15 @@ from loadtest.slo import Check
 @dataclass(frozen=True)
 class Step:
     offered: float
-    achieved: float
+    achieved: float  # completed checkout operations/s (sold or declined), not checkout requests/s
     requests: int
     failures: int
     p50_ms: float
     p95_ms: float
-    p99_ms: float
+    p99_ms: float  # latencies: the checkout request's
     acked: int
-    rows_written: float  # rows the consumers wrote for the step's sales
     usage: Usage
-    db_requests: dict[str, float]  # Cassandra coordinator requests per checkout, by kind
+    cost: OpCost  # per operation the APIs finished: Cassandra requests, replica writes, CPU ms
     checks: list[Check]
 
     @property

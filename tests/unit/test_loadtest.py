@@ -185,43 +185,157 @@ def test_the_kafka_perf_test_summary_is_parsed() -> None:
         parse_summary("ERROR something went wrong")
 
 
-def _step(offered: float, achieved: float, p95: float, passed: bool) -> object:
+COST = {
+    "requests": {"CASWrite": 1.0, "Read": 9.5, "Write": 19.2},
+    "replica_writes": {"checkout": 6.0, "checkout_mandalay": 20.0, "checkout_yangon": 24.0},
+    "cpu_ms": {"checkout_api": 30.0, "checkout_consumer": 4.0, "payment_gateway": 2.5},
+}
+
+
+def _step(offered: float, achieved: float, p95: float, passed: bool, measured: bool = True) -> object:
     from loadtest.bench_step import Step
+    from loadtest.db_profile import NO_COST, OpCost
     from loadtest.lab_usage import Usage, VmUsage
     from loadtest.slo import Check
 
     usage = Usage(60, 1.9, 2, 9000, 0.2, {"cass-a1": VmUsage(0.9, 900), "app-a": VmUsage(0.4, 300)})
     checks = [Check("checkout p95", "<= 100 ms", f"{p95} ms", passed)]
-    profile = {"CASWrite": 1.0, "Read": 9.5, "Write": 19.2}
-    return Step(
-        offered, achieved, 1000, 0, 50, p95, p95 * 2, int(achieved * 60), achieved * 60 * 9.0, usage, profile, checks
-    )
+    cost = OpCost(achieved * 60, **COST) if measured else NO_COST  # type: ignore[arg-type]
+    return Step(offered, achieved, 1000, 0, 50, p95, p95 * 2, int(achieved * 60), usage, cost, checks)
+
+
+RAW = {"rows_per_s": 1080.0, "rows": 32400, "errors": 0, "seconds": 31.0, "processes": 2, "concurrency": 128}
 
 
 def test_the_benchmark_reports_both_ceilings_and_ratios(tmp_path: Path) -> None:
-    from loadtest.bench import summarize
     from loadtest.bench_report import chart, markdown
+    from loadtest.bench_summary import summarize
     from loadtest.raw_cassandra import RawCassandra
     from loadtest.raw_kafka import parse_summary
 
     steps = [_step(5, 5.0, 80, True), _step(10, 9.8, 150, False), _step(20, 12.0, 900, False)]
-    cassandra = RawCassandra(1080.0, 32400, 0, 31.0, 2, 128, "LOCAL_QUORUM")
+    cassandra = RawCassandra(**RAW, consistency="LOCAL_QUORUM")  # type: ignore[arg-type]
     kafka = parse_summary(PERF_OUTPUT)
-    summary = summarize(steps, cassandra, kafka)  # type: ignore[arg-type]
+    summary = summarize(steps, cassandra, kafka, 6)  # type: ignore[arg-type]
+    assert summary["rate_unit"] == "checkout ops/s"
     assert summary["ceiling_within_slo"] == 5
     assert summary["ceiling_achieved"] == 12.0
-    assert summary["rows_per_checkout"] == pytest.approx(9.0)
-    assert summary["ratio_to_raw_cassandra"] == pytest.approx(12.0 * 9.0 / 1080.0)
-    assert "Highest rate within the SLO: 5 checkouts/s" in str(summary["verdict"])
-    assert "cass VMs (0.90)" in str(summary["verdict"])
-    assert "CASWrite 1.0, Read 9.5, Write 19.2 coordinator requests" in str(summary["verdict"])
+    assert summary["requests_per_op_total"] == pytest.approx(29.7)
+    assert summary["replica_writes_per_op"] == pytest.approx(50.0)
+    assert summary["replica_writes_per_op_by_kind"] == {"shared": 6.0, "region": 44.0}
+    assert summary["cpu_ms_per_op"] == COST["cpu_ms"]
+    # 50 replica writes per op x 12 ops/s against 1080 rows/s x 6 replicas.
+    assert summary["pipeline_replica_writes_per_s"] == pytest.approx(600.0)
+    assert summary["raw_replica_writes_per_s"] == pytest.approx(6480.0)
+    assert summary["replica_write_share_of_raw"] == pytest.approx(600.0 / 6480.0)
+    assert summary["raw_ceiling_ops_per_s"] == pytest.approx(6480.0 / 50.0)
+    verdict = str(summary["verdict"])
+    assert "Highest rate within the SLO: 5 ops/s" in verdict
+    assert "Most checkout operations completed: 12.0/s" in verdict
+    assert "cass VMs (0.90)" in verdict
+    assert "CASWrite 1.0, Read 9.5, Write 19.2 (total 29.7) coordinator requests" in verdict
+    assert "50.0 (shared 6.0, region 44.0) replica writes" in verdict
+    assert "CPU API 30.0, consumer 4.0, gateway 2.5 ms" in verdict
+    assert "600 replica writes/s, 9.3% of raw Cassandra's 6480 replica writes/s" in verdict
+    assert "(1080 sale rows/s at LOCAL_QUORUM x 6 replicas)" in verdict
     png = tmp_path / "bench.png"
     chart(png, steps, cassandra, kafka, summary)  # type: ignore[arg-type]
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     report = markdown(datetime.now(UTC), {"cpus": "2"}, steps, summary, cassandra, kafka, png.name)  # type: ignore[arg-type]
     assert report.count("\n| ") == 4 and "FAIL: checkout p95" in report and "![" in report
-    assert "| CASWrite 1.0, Read 9.5, Write 19.2 |" in report
-    assert "none of the steps" in str(summarize(steps[1:], cassandra, kafka)["verdict"])  # type: ignore[arg-type]
+    assert "| CASWrite 1.0, Read 9.5, Write 19.2 (total 29.7) | 50.0 (shared 6.0, region 44.0) |" in report
+    assert "| API 30.0, consumer 4.0, gateway 2.5 ms |" in report
+    assert "x 6 replicas per row (the shared keyspace's factors, summed) = 6,480 replica writes/s" in report
+    assert "none of the steps" in str(summarize(steps[1:], cassandra, kafka, 6)["verdict"])  # type: ignore[arg-type]
+
+
+def test_the_benchmark_says_when_the_cost_was_not_measured(tmp_path: Path) -> None:
+    from loadtest.bench_report import chart, markdown
+    from loadtest.bench_summary import summarize
+    from loadtest.raw_cassandra import RawCassandra
+    from loadtest.raw_kafka import parse_summary
+
+    steps = [_step(5, 4.0, 300, False, measured=False)]
+    cassandra = RawCassandra(**RAW, consistency="LOCAL_QUORUM")  # type: ignore[arg-type]
+    kafka = parse_summary(PERF_OUTPUT)
+    summary = summarize(steps, cassandra, kafka, 6)  # type: ignore[arg-type]
+    assert summary["replica_writes_per_op"] is None and summary["requests_per_op_total"] is None
+    assert summary["pipeline_replica_writes_per_s"] is None and summary["replica_write_share_of_raw"] is None
+    assert summary["raw_ceiling_ops_per_s"] is None
+    assert "replica writes not measured; raw Cassandra 6480 replica writes/s" in str(summary["verdict"])
+    chart(tmp_path / "bench.png", steps, cassandra, kafka, summary)  # type: ignore[arg-type]
+    report = markdown(datetime.now(UTC), {}, steps, summary, cassandra, kafka, "bench.png")  # type: ignore[arg-type]
+    assert "| no figures | no figures | no figures | FAIL: checkout p95 |" in report
+
+
+def test_pipeline_replica_writes_are_compared_with_the_raw_ones() -> None:
+    from loadtest.bench_summary import pipeline_vs_raw
+
+    assert pipeline_vs_raw(40.0, 10.0, 500.0, 6) == {
+        "pipeline_replica_writes_per_s": 400.0,
+        "raw_replica_writes_per_s": 3000.0,
+        "replica_write_share_of_raw": pytest.approx(400.0 / 3000.0),
+        "raw_ceiling_ops_per_s": 75.0,
+    }
+    assert pipeline_vs_raw(40.0, 10.0, 0.0, 6)["replica_write_share_of_raw"] is None
+    assert pipeline_vs_raw(None, 10.0, 500.0, 6)["raw_ceiling_ops_per_s"] is None
+
+
+def _results(summary: dict[str, object], steps: list[object] | None = None) -> dict[str, object]:
+    return {
+        "started": "2026-11-29T10:00:00+00:00",
+        "steps": steps or [],
+        "raw_cassandra": {"rows_per_s": 1080.0},
+        "raw_kafka": {"records_per_s": 31234.5},
+        "summary": summary,
+    }
+
+
+def test_before_after_reads_an_earlier_results_file_with_fewer_figures() -> None:
+    from loadtest.bench_compare import before_after, figures, load
+    from loadtest.bench_summary import summarize
+    from loadtest.raw_cassandra import RawCassandra
+    from loadtest.raw_kafka import parse_summary
+
+    old = load(Path(__file__).resolve().parents[2] / "loadtest" / "results" / "2026-11-22-vm.json")
+    old_figures = figures(old)
+    assert old_figures["highest rate within the SLO, ops/s"] == "none"
+    assert old_figures["most completed, /s"] == "7.0"
+    assert old_figures["offered there, /s"] == "10"
+    assert old_figures["checkout p95 there, ms"] == "1,900"
+    assert old_figures["host CPU there, cores"] == "1.87"
+    # The coordinator requests come from the busiest step, which has them.
+    assert old_figures["Cassandra requests per op"] == "CASWrite 1.5, Read 12.8, Write 16.5"
+    assert old_figures["Cassandra requests per op, total"] == "30.8"
+    assert old_figures["raw Cassandra sale rows/s"] == "639"
+    assert old_figures["raw Kafka records/s"] == "11,874"
+    for missing in ("replica writes per op", "API CPU per op, ms", "pipeline share of raw replica writes/s"):
+        assert old_figures[missing] == "n/a"
+
+    steps = [_step(5, 5.0, 80, True), _step(10, 9.0, 150, False)]
+    cassandra = RawCassandra(**RAW, consistency="LOCAL_QUORUM")  # type: ignore[arg-type]
+    summary = summarize(steps, cassandra, parse_summary(PERF_OUTPUT), 6)  # type: ignore[arg-type]
+    new = _results(summary)
+    lines = before_after(old, new, "2026-11-22-vm.json")
+    assert lines[0] == "## Before / after (2026-11-22-vm.json)"
+    assert lines[2] == "| figure | before (2026-11-22T09:29) | after (2026-11-29T10:00) |"
+    assert "| highest rate within the SLO, ops/s | none | 5 |" in lines
+    assert "| replica writes per op | n/a | 50.0 |" in lines
+    assert "| replica writes per op, region keyspaces | n/a | 44.0 |" in lines
+    assert "| consumer CPU per op, ms | n/a | 4.0 |" in lines
+    assert "| pipeline share of raw replica writes/s | n/a | 6.9% |" in lines
+    assert "| raw Cassandra sale rows/s | 639 | 1,080 |" in lines
+    assert any("counted checkout requests/s" in line for line in lines)
+    assert not any("counted checkout requests/s" in line for line in before_after(new, new, "x.json"))
+
+
+def test_before_after_refuses_a_file_that_is_no_results(tmp_path: Path) -> None:
+    from loadtest.bench_compare import load
+
+    path = tmp_path / "other.json"
+    path.write_text(json.dumps({"steps": []}))
+    with pytest.raises(ValueError, match="not a benchmark results file"):
+        load(path)
 
 
 def _vector(*series: tuple[dict[str, str], float]) -> dict[str, object]:
@@ -245,6 +359,48 @@ def test_the_database_profile_divides_requests_by_checkouts() -> None:
     assert db_profile.describe(profile) == "CASWrite 1.0, Read 10.0, Write 20.0"
     assert db_profile.per_checkout(after, after) == {}
     assert db_profile.describe({}) == "no figures"
+    # Without the replica-write and CPU series (an older deploy) those figures stay empty.
+    cost = db_profile.cost(before, after)
+    assert (cost.ops, cost.requests_total, cost.replica_writes_total, cost.cpu_ms) == (100, 31.0, None, {})
+    assert db_profile.describe_requests(cost) == "CASWrite 1.0, Read 10.0, Write 20.0 (total 31.0)"
+    assert db_profile.describe_replica_writes(cost) == db_profile.describe_cpu(cost) == "no figures"
+
+
+def test_the_profile_counts_replica_writes_by_keyspace_and_cpu_by_service() -> None:
+    from loadtest import db_profile
+
+    def counters(checkouts: float, shared: float, yangon: float, mandalay: float, api_s: float) -> object:
+        return db_profile.parse(
+            _vector(({"scope": "Write"}, checkouts * 10)),
+            _vector(({"outcome": "completed"}, checkouts * 0.9), ({"outcome": "declined"}, checkouts * 0.1)),
+            _vector(({"keyspace": "checkout"}, shared), ({"keyspace": "checkout_yangon"}, yangon),
+                    ({"keyspace": "checkout_mandalay"}, mandalay)),
+            _vector(({"job": "checkout_api"}, api_s), ({"job": "checkout_consumer"}, api_s / 10),
+                    ({"job": "payment_gateway"}, 5.0)),
+        )  # fmt: skip
+
+    # A Mandalay node restarted: its keyspace's counter went back and is left out.
+    before, after = counters(1000, 6000, 9000, 8000, 100.0), counters(1200, 7200, 13000, 10, 106.0)
+    cost = db_profile.cost(before, after)  # type: ignore[arg-type]
+    assert cost.ops == pytest.approx(200)
+    assert cost.replica_writes == pytest.approx({"checkout": 6.0, "checkout_yangon": 20.0})
+    assert cost.replica_writes_total == pytest.approx(26.0)
+    assert cost.replica_writes_by_kind() == pytest.approx({"shared": 6.0, "region": 20.0})
+    assert cost.cpu_ms == pytest.approx({"checkout_api": 30.0, "checkout_consumer": 3.0})  # the gateway idled
+    assert db_profile.describe_replica_writes(cost) == "26.0 (shared 6.0, region 20.0)"
+    assert db_profile.describe_cpu(cost) == "API 30.0, consumer 3.0 ms"
+    assert cost.figures()["replica_writes_by_kind"] == cost.replica_writes_by_kind()
+    assert 'keyspace!="checkout_bench"' in db_profile.REPLICA_WRITES_QUERY
+    assert "checkout_api|checkout_consumer|payment_gateway" in db_profile.CPU_QUERY
+
+
+def test_replicas_per_row_sum_the_dc_factors() -> None:
+    from loadtest.db_profile import derived_factors, replicas_per_row
+
+    assert replicas_per_row({"Yangon": 2, "Mandalay": "2", "Naypyitaw": 2}) == 6
+    by_dc = {"Yangon": ["a1", "a2"], "Mandalay": ["b1", "b2", "b3", "b4"], "Naypyitaw": ["c1"]}
+    assert derived_factors(by_dc) == {"Yangon": 2, "Mandalay": 3, "Naypyitaw": 1}
+    assert replicas_per_row(derived_factors(by_dc)) == 6
 
 
 @pytest.mark.parametrize(
