@@ -121,10 +121,15 @@ DDL_TIMEOUT_S = 120.0
 DDL_ATTEMPTS = 3
 
 
-def _execute(session: Any, stmt: str, params: tuple[Any, ...] | None = None) -> Any:
+def _execute(
+    session: Any, stmt: str, params: tuple[Any, ...] | None = None, profile: str | None = None
+) -> Any:
+    """`profile`: a DC's profile, for reads and writes of a keyspace that lives only there."""
     for attempt in range(1, DDL_ATTEMPTS + 1):
         try:
-            return session.execute(stmt, params, timeout=DDL_TIMEOUT_S)
+            if profile is None:
+                return session.execute(stmt, params, timeout=DDL_TIMEOUT_S)
+            return session.execute(stmt, params, timeout=DDL_TIMEOUT_S, execution_profile=profile)
         except OperationTimedOut:
             if attempt == DDL_ATTEMPTS:
                 raise
@@ -144,6 +149,11 @@ def _apply_keyspace(
     session: Any, keyspace: str, replication: dict[str, int], files: list[SchemaFile]
 ) -> list[str]:
     done: list[str] = []
+    # A keyspace of one DC is read and written in that DC (LOCAL_* levels count its
+    # replicas); the shared one from here.
+    dc = next(iter(replication)) if len(replication) == 1 else None
+    read = None if dc is None else profile_name(dc, True, False)
+    write = None if dc is None else profile_name(dc, False, False)
     live = _live_replication(session, keyspace)
     for stmt in statements(files[0].text):
         _execute(session, stmt)
@@ -158,7 +168,9 @@ def _apply_keyspace(
         )
     applied = {
         row.version: row.checksum
-        for row in _execute(session, f"SELECT version, checksum FROM {keyspace}.schema_version")
+        for row in _execute(
+            session, f"SELECT version, checksum FROM {keyspace}.schema_version", profile=read
+        )
     }
     for schema_file in files:
         if schema_file.version in applied:
@@ -177,6 +189,7 @@ def _apply_keyspace(
             f"INSERT INTO {keyspace}.schema_version (version, name, checksum, applied_at) "
             "VALUES (%s, %s, %s, %s)",
             (schema_file.version, schema_file.name, schema_file.checksum, datetime.now(UTC)),
+            profile=write,
         )
         done.append(f"applied {schema_file.name} to {keyspace}")
     return done

@@ -29,6 +29,7 @@ from typing import Any
 
 from cassandra import (
     ConsistencyLevel,
+    ProtocolVersion,
     CoordinationFailure,
     DriverException,
     OperationTimedOut,
@@ -179,6 +180,8 @@ def connect_cluster(
         auth_provider=auth,
         connect_timeout=settings.cassandra_connect_timeout_s,
         max_schema_agreement_wait=schema_agreement_wait_s,
+        # Cassandra 5 speaks v5; saying so saves the driver's downgrade dance per host.
+        protocol_version=ProtocolVersion.V5,
     )
     try:
         session = cluster.connect(keyspace)
