@@ -29,10 +29,10 @@ from typing import Any
 
 from cassandra import (
     ConsistencyLevel,
-    ProtocolVersion,
     CoordinationFailure,
     DriverException,
     OperationTimedOut,
+    ProtocolVersion,
     ReadTimeout,
     Unavailable,
     WriteTimeout,
