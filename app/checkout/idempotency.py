@@ -21,7 +21,8 @@ from typing import Any
 from checkout.cart import Cart, CheckoutRecord, ready_for_checkout
 
 # The header may carry any printable ASCII token up to 255 characters (UUIDs, ULIDs, ...).
-_KEY_RE = re.compile(r"^[\x21-\x7e]{1,255}$")
+KEY_PATTERN = r"^[\x21-\x7e]{1,255}$"
+_KEY_RE = re.compile(KEY_PATTERN)
 _INVOICE_NAMESPACE = uuid.UUID("6f1c3c2e-6a35-4c8e-9a3e-5b0d7c1f2a90")
 
 

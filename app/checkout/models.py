@@ -11,11 +11,52 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, StrictStr
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StrictStr
+from pydantic_core import PydanticCustomError
 
 from checkout.cart import MAX_QUANTITY_PER_LINE, CartStatus
+from checkout.catalog import default_catalog
 from checkout.domain import Branch, CustomerType, Gender, PaymentMethod, ProductLine
 from checkout.inventory import MAX_RESTOCK
+
+
+def _json_integer(value: object) -> object:
+    """JSON's integers: 2 and 2.0 (one number in JSON Schema), never "2" or true."""
+    not_integer = PydanticCustomError("int_type", "Input should be a valid integer")
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise not_integer
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise not_integer
+        return int(value)
+    return value
+
+
+JsonInt = Annotated[int, BeforeValidator(_json_integer)]
+
+
+def _one_decimal(value: object) -> object:
+    """A JSON number, kept to one decimal as the dataset's ratings are (7.35 -> 7.4, and a
+    float's binary noise such as 0.30000000000000004 -> 0.3); strings are refused."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
+        raise PydanticCustomError("decimal_type", "Input should be a number")
+    return Decimal(str(value)).quantize(Decimal("0.1"))
+
+
+# The catalog is the dataset's, fixed: its ids are the only products there are. The spec
+# lists them, so that a client (or a fuzzer) knows an unknown id is not a valid request.
+PRODUCT_IDS = sorted(p.product_id for p in default_catalog())
+ProductId = Annotated[
+    StrictStr,
+    Field(
+        min_length=1,
+        max_length=64,
+        examples=["hb-3b5ef0bc"],
+        json_schema_extra={"enum": PRODUCT_IDS},
+    ),
+]
 
 
 class _Request(BaseModel):
@@ -27,21 +68,25 @@ class CreateCartRequest(_Request):
 
 
 class AddItemRequest(_Request):
-    product_id: StrictStr = Field(min_length=1, max_length=64, examples=["hb-3b5ef0bc"])
-    quantity: StrictInt = Field(gt=0, le=MAX_QUANTITY_PER_LINE)
+    product_id: ProductId
+    quantity: JsonInt = Field(gt=0, le=MAX_QUANTITY_PER_LINE)
 
 
 class CheckoutRequest(_Request):
     payment: PaymentMethod
     customer_type: CustomerType = CustomerType.NORMAL
     gender: Gender | None = None
-    rating: Annotated[Decimal, Field(ge=0, le=10, decimal_places=1)] | None = Field(
-        None, description="Customer stratification rating, 0 to 10, one decimal."
+    rating: Annotated[Decimal, BeforeValidator(_one_decimal), Field(ge=0, le=10)] | None = Field(
+        None,
+        description="Customer stratification rating, 0 to 10, kept to one decimal.",
+        json_schema_extra={
+            "anyOf": [{"type": "number", "minimum": 0, "maximum": 10}, {"type": "null"}]
+        },
     )
 
 
 class RestockRequest(_Request):
-    quantity: StrictInt = Field(gt=0, le=MAX_RESTOCK, description="Units delivered.")
+    quantity: JsonInt = Field(gt=0, le=MAX_RESTOCK, description="Units delivered.")
 
 
 class BranchOut(BaseModel):

@@ -155,7 +155,7 @@ def test_retried_checkout_returns_the_same_invoice(lab: Inventory, dc_sessions: 
 
     changed = http(api, "POST", path, json_body={**request["body"], "payment": "Ewallet"},
                    headers=headers)  # fmt: skip
-    assert changed.status == 422, changed.body
+    assert changed.status == 409, changed.body
     assert "already used for a different checkout request" in changed.body["detail"]
 
     # Exactly one sale: one row with two lines, whatever the retries.

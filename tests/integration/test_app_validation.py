@@ -137,7 +137,7 @@ def test_bad_checkout_writes_no_sale_and_no_key(
 def test_checkout_of_an_empty_cart_is_refused(api: str, cart: dict[str, Any]) -> None:
     reply = http(api, "POST", f"/carts/{cart['cart_id']}/checkout", json_body={"payment": "Cash"},
                  headers={"Idempotency-Key": str(uuid.uuid4())})  # fmt: skip
-    assert reply.status == 422, reply.body
+    assert reply.status == 409, reply.body
     assert "empty" in reply.body["detail"]
 
 

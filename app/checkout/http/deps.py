@@ -10,7 +10,8 @@ from typing import Annotated, Any
 from fastapi import Depends, Header, Path, Request
 
 from checkout.errors import DependencyUnavailable
-from checkout.models import ErrorOut
+from checkout.idempotency import KEY_PATTERN
+from checkout.models import PRODUCT_IDS, ErrorOut
 from checkout.service import CheckoutService
 
 ReadinessCheck = Callable[[], None]
@@ -38,13 +39,16 @@ def _service(request: Request) -> CheckoutService:
 Deps = Annotated[AppDependencies, Depends(_dependencies)]
 Service = Annotated[CheckoutService, Depends(_service)]
 CartId = Annotated[uuid.UUID, Path(description="The cart_id returned by POST /carts.")]
+# Validated by the catalog (an unknown id is a 422), listed in the spec.
+ProductPath = Annotated[
+    str, Path(description="A product_id of GET /products.", json_schema_extra={"enum": PRODUCT_IDS})
+]
 IdempotencyKey = Annotated[
     str,
     Header(
         description="Unique per operation (1 to 255 printable ASCII characters); resend it "
         "unchanged when retrying.",
-        min_length=1,
-        max_length=255,
+        pattern=KEY_PATTERN,
     ),
 ]
 # Every error answer has one shape; 422 included (FastAPI's default HTTPValidationError

@@ -27,12 +27,15 @@ STATUS_BY_ERROR: dict[type[Exception], int] = {
     CartNotFound: 404,
     ItemNotInCart: 404,
     CartClosed: 409,
+    # The spec lists the catalog's ids: any other is an invalid request.
     UnknownProduct: 422,
-    CartLimitExceeded: 422,
-    EmptyCart: 422,
+    # The request is well formed; the cart's state refuses it.
+    CartLimitExceeded: 409,
+    EmptyCart: 409,
     RestockRefused: 422,
     InvalidIdempotencyKey: 400,
-    IdempotencyConflict: 422,
+    # The key is taken by another request: a conflict with the state it left.
+    IdempotencyConflict: 409,
     PaymentTimedOut: 504,
     SaleNotRecorded: 503,
     DependencyUnavailable: 503,

@@ -41,6 +41,19 @@ def test_quantity_as_string_is_not_coerced(harness: Harness, product_id: str) ->
     assert "quantity: Input should be a valid integer" in response.json()["detail"]
 
 
+def test_an_integral_number_is_an_integer_in_json(harness: Harness, product_id: str) -> None:
+    cart_id = harness.new_cart()
+    response = harness.client.post(
+        f"/carts/{cart_id}/items", json={"product_id": product_id, "quantity": 2.0}
+    )
+    assert response.status_code == 200, response.text
+    for bad in (2.5, True):
+        refused = harness.client.post(
+            f"/carts/{cart_id}/items", json={"product_id": product_id, "quantity": bad}
+        )
+        assert refused.status_code == 422, bad
+
+
 def test_unknown_product(harness: Harness) -> None:
     cart_id = harness.new_cart()
     response = harness.client.post(
@@ -130,7 +143,7 @@ def test_empty_cart_checkout(harness: Harness) -> None:
     response = harness.client.post(
         f"/carts/{cart_id}/checkout", json={"payment": "Cash"}, headers={"Idempotency-Key": "k1"}
     )
-    assert response.status_code == 422
+    assert response.status_code == 409
     assert "is empty" in response.json()["detail"]
     assert harness.publisher.events == []
     assert len(harness.gateway.captured()) == 0

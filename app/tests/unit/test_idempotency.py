@@ -28,7 +28,7 @@ def test_same_key_different_body_is_refused(harness: Harness, product_id: str) -
     cart_id = harness.cart_with(product_id)
     assert post(harness, cart_id, "one-key", {"payment": "Cash"}).status_code == 201
     refused = post(harness, cart_id, "one-key", {"payment": "Credit card"})
-    assert refused.status_code == 422
+    assert refused.status_code == 409
     assert "already used for a different checkout request" in refused.json()["detail"]
     assert len(harness.publisher.events) == 1
     assert len(harness.gateway.captured()) == 1
@@ -38,7 +38,7 @@ def test_key_reused_for_another_cart_is_refused(harness: Harness, product_id: st
     first_cart = harness.cart_with(product_id)
     other_cart = harness.cart_with(product_id)
     assert post(harness, first_cart, "k", {"payment": "Cash"}).status_code == 201
-    assert post(harness, other_cart, "k", {"payment": "Cash"}).status_code == 422
+    assert post(harness, other_cart, "k", {"payment": "Cash"}).status_code == 409
 
 
 def test_racing_retries_charge_once_and_name_one_invoice(harness: Harness, product_id: str) -> None:

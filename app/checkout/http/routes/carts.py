@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from checkout.http.deps import ERRORS, CartId, Service
+from checkout.http.deps import ERRORS, CartId, ProductPath, Service
 from checkout.models import AddItemRequest, CartOut, CreateCartRequest
 
 router = APIRouter(prefix="/carts", tags=["cart"], responses=ERRORS)
@@ -26,5 +26,5 @@ async def add_item(service: Service, cart_id: CartId, body: AddItemRequest) -> C
 
 
 @router.delete("/{cart_id}/items/{product_id}")
-async def remove_item(service: Service, cart_id: CartId, product_id: str) -> CartOut:
+async def remove_item(service: Service, cart_id: CartId, product_id: ProductPath) -> CartOut:
     return await service.remove_item(str(cart_id), product_id)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from checkout.domain import Branch
-from checkout.http.deps import ERRORS, IdempotencyKey, Service
+from checkout.http.deps import ERRORS, IdempotencyKey, ProductPath, Service
 from checkout.inventory import StockLevel
 from checkout.models import RestockRequest, StockOut
 
@@ -19,7 +19,7 @@ def _out(level: StockLevel) -> StockOut:
 
 
 @router.get("/{branch}/{product_id}")
-async def stock(service: Service, branch: Branch, product_id: str) -> StockOut:
+async def stock(service: Service, branch: Branch, product_id: ProductPath) -> StockOut:
     return _out(await service.stock_level(branch, product_id))
 
 
@@ -27,7 +27,7 @@ async def stock(service: Service, branch: Branch, product_id: str) -> StockOut:
 async def restock(
     service: Service,
     branch: Branch,
-    product_id: str,
+    product_id: ProductPath,
     body: RestockRequest,
     idempotency_key: IdempotencyKey,
 ) -> StockOut:
