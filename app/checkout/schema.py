@@ -24,7 +24,7 @@ from string import Template
 from typing import Any
 
 from cassandra import OperationTimedOut
-from cassandra.concurrent import execute_concurrent_with_args
+from cassandra.query import BatchStatement, BatchType
 
 from checkout.adapters.cassandra.session import connect_cluster, profile_name
 from checkout.catalog import default_catalog
@@ -119,10 +119,12 @@ def _live_replication(session: Any, keyspace: str) -> dict[str, int] | None:
 # one is simply sent again.
 DDL_TIMEOUT_S = 120.0
 DDL_ATTEMPTS = 3
+# Stock levels per single-partition batch when seeding (a catalog is ~1000 products).
+SEED_BATCH = 50
 
 
 def _execute(
-    session: Any, stmt: str, params: tuple[Any, ...] | None = None, profile: str | None = None
+    session: Any, stmt: Any, params: tuple[Any, ...] | None = None, profile: str | None = None
 ) -> Any:
     """`profile`: a DC's profile, for reads and writes of a keyspace that lives only there."""
     for attempt in range(1, DDL_ATTEMPTS + 1):
@@ -218,17 +220,12 @@ def _seed_stock(session: Any, keyspace: str, dc: str, branch: Branch, level: int
         "VALUES (?, ?, ?, ?)"
     )
     insert.consistency_level = None
-    results = execute_concurrent_with_args(
-        session,
-        insert,
-        [(branch.value, pid, level, as_of) for pid in missing],
-        concurrency=32,
-        raise_on_first_error=False,
-        execution_profile=profile_name(dc, False, False),
-    )
-    failed = [result for ok, result in results if not ok]
-    if failed:
-        raise DependencyUnavailable(f"seeding stock in {keyspace} failed: {failed[0]}")
+    # One branch's levels are one partition: a few single-partition batches seed them all.
+    for start in range(0, len(missing), SEED_BATCH):
+        batch = BatchStatement(batch_type=BatchType.UNLOGGED)
+        for pid in missing[start : start + SEED_BATCH]:
+            batch.add(insert, (branch.value, pid, level, as_of))
+        _execute(session, batch, profile=profile_name(dc, False, False))
     return len(missing)
 
 
@@ -237,7 +234,9 @@ def apply(settings: Settings, replication: dict[str, int]) -> list[str]:
     what was done, one line per action."""
     shared = settings.cassandra_keyspace
     done: list[str] = []
-    cluster, session = connect_cluster(settings, keyspace=None, schema_agreement_wait_s=60)
+    cluster, session = connect_cluster(
+        settings, keyspace=None, schema_agreement_wait_s=60, dcs=replication
+    )
     try:
         for keyspace, (kind, factors) in keyspaces(shared, replication).items():
             files = schema_files(keyspace, factors, kind)

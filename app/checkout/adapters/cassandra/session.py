@@ -147,14 +147,19 @@ def _where(settings: Settings) -> str:
 
 
 def connect_cluster(
-    settings: Settings, *, keyspace: str | None, schema_agreement_wait_s: int = 10
+    settings: Settings,
+    *,
+    keyspace: str | None,
+    schema_agreement_wait_s: int = 10,
+    dcs: Iterable[str] = (),
 ) -> tuple[Any, Any]:
-    """Open a cluster and session, or raise DependencyUnavailable saying what to check."""
-
     """Open a cluster and session, or raise DependencyUnavailable saying what to check.
 
-    The session has a profile set per DC of the cluster (writes, reads, their
-    fallbacks), each routing to that DC only; the local DC's are the defaults."""
+    The session has a profile set (writes, reads, their fallbacks) for the local DC, every
+    branch's home DC and `dcs`, each routing to that DC only; the local DC's are the
+    defaults. They are all made before connecting: the driver opens pools (and learns
+    whether a host is up) only for hosts some profile routes to when it connects, and
+    token-aware routing skips a replica whose state it does not know."""
 
     def profile(dc: str, level: int) -> ExecutionProfile:
         return ExecutionProfile(
@@ -168,6 +173,11 @@ def connect_cluster(
     profiles = {
         EXEC_PROFILE_DEFAULT: profile(local, consistency(levels(settings)[False][0])),
     }
+    for dc in sorted({local, *settings.branch_dcs.values(), *dcs}):
+        for read, (main, fallback) in levels(settings).items():
+            profiles[profile_name(dc, read, False)] = profile(dc, consistency(main))
+            if fallback is not None:
+                profiles[profile_name(dc, read, True)] = profile(dc, consistency(fallback))
     auth = None
     if settings.cassandra_username and settings.cassandra_password:
         auth = PlainTextAuthProvider(
@@ -197,22 +207,13 @@ def connect_cluster(
             f"cannot open keyspace {keyspace!r} on {_where(settings)}: {error}; "
             "apply the schema first with checkout-schema"
         ) from error
-    dcs = sorted({host.datacenter for host in cluster.metadata.all_hosts() if host.datacenter})
-    if local not in dcs:
+    found = sorted({host.datacenter for host in cluster.metadata.all_hosts() if host.datacenter})
+    if local not in found:
         cluster.shutdown()
         raise DependencyUnavailable(
             f"CHECKOUT_CASSANDRA_LOCAL_DC={local!r} is not a data center "
-            f"of the cluster at {','.join(settings.cassandra_hosts)} (it has {dcs})"
+            f"of the cluster at {','.join(settings.cassandra_hosts)} (it has {found})"
         )
-    for dc in dcs:
-        for read, (main, fallback) in levels(settings).items():
-            cluster.add_execution_profile(
-                profile_name(dc, read, False), profile(dc, consistency(main))
-            )
-            if fallback is not None:
-                cluster.add_execution_profile(
-                    profile_name(dc, read, True), profile(dc, consistency(fallback))
-                )
     return cluster, session
 
 
