@@ -8,6 +8,7 @@ validates decoded JSON, where enum values arrive as plain strings.)
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from typing import Annotated
 
@@ -35,11 +36,21 @@ def _json_integer(value: object) -> object:
 JsonInt = Annotated[int, BeforeValidator(_json_integer)]
 
 
+# A rating written as a decimal string, as the dataset writes it ("7.1"): exact, 0 to 10.
+RATING_PATTERN = r"^(10(\.0)?|[0-9](\.[0-9])?)$"
+
+
 def _one_decimal(value: object) -> object:
     """A JSON number, kept to one decimal as the dataset's ratings are (7.35 -> 7.4, and a
-    float's binary noise such as 0.30000000000000004 -> 0.3); strings are refused."""
+    float's binary noise such as 0.30000000000000004 -> 0.3), or a decimal string."""
     if value is None:
         return None
+    if isinstance(value, str):
+        if not re.match(RATING_PATTERN, value):
+            raise PydanticCustomError(
+                "decimal_type", "Input should be a number from 0 to 10 with one decimal"
+            )
+        return Decimal(value)
     if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
         raise PydanticCustomError("decimal_type", "Input should be a number")
     return Decimal(str(value)).quantize(Decimal("0.1"))
@@ -80,7 +91,11 @@ class CheckoutRequest(_Request):
         None,
         description="Customer stratification rating, 0 to 10, kept to one decimal.",
         json_schema_extra={
-            "anyOf": [{"type": "number", "minimum": 0, "maximum": 10}, {"type": "null"}]
+            "anyOf": [
+                {"type": "number", "minimum": 0, "maximum": 10},
+                {"type": "string", "pattern": RATING_PATTERN},
+                {"type": "null"},
+            ]
         },
     )
 

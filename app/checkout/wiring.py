@@ -64,7 +64,7 @@ def build_dependencies(settings: Settings) -> AppDependencies:
     return AppDependencies(
         service=service,
         readiness={"cassandra": db.ready, "kafka": publisher.ready, "gateway": gateway.ready},
-        on_shutdown=[publisher.close, db.close],
+        on_shutdown=[gateway.aclose, publisher.close, db.close],
         background=[functools.partial(sweep_stock, stock, local_branches)],
         max_body_bytes=settings.api_max_body_bytes,
     )

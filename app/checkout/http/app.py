@@ -25,7 +25,9 @@ def create_app(deps: AppDependencies) -> FastAPI:
         # buffered events of those requests are flushed.
         app.state.shutting_down = True
         for close in deps.on_shutdown:
-            close()
+            closing = close()
+            if closing is not None:
+                await closing
 
     app = FastAPI(
         title="Supermarket checkout API",

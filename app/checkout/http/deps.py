@@ -21,7 +21,8 @@ ReadinessCheck = Callable[[], None]
 class AppDependencies:
     service: CheckoutService
     readiness: dict[str, ReadinessCheck] = field(default_factory=dict)
-    on_shutdown: list[Callable[[], None]] = field(default_factory=list)
+    # Closers run after the last request, in order; a coroutine closer is awaited.
+    on_shutdown: list[Callable[[], Coroutine[Any, Any, None] | None]] = field(default_factory=list)
     # Jobs that run beside the requests for the life of the process (the stock sweep).
     background: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
     max_body_bytes: int = 64 * 1024

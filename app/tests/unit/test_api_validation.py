@@ -153,3 +153,19 @@ def test_openapi_spec_is_served(harness: Harness) -> None:
     spec = harness.client.get("/openapi.json").json()
     assert "/carts/{cart_id}/checkout" in spec["paths"]
     assert spec["info"]["title"] == "Supermarket checkout API"
+
+
+@pytest.mark.parametrize(
+    ("rating", "status"),
+    [("7.1", 201), (7.35, 201), (10, 201), (None, 201), ("11", 422), ("7.15", 422), (True, 422)],
+)
+def test_a_rating_is_a_number_or_a_decimal_string_from_0_to_10(
+    harness: Harness, product_id: str, rating: object, status: int
+) -> None:
+    cart_id = harness.cart_with(product_id)
+    response = harness.client.post(
+        f"/carts/{cart_id}/checkout",
+        json={"payment": "Cash", "rating": rating},
+        headers={"Idempotency-Key": f"rating-{rating}"},
+    )
+    assert response.status_code == status, response.text
