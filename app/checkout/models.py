@@ -53,6 +53,8 @@ def _one_decimal(value: object) -> object:
         return Decimal(value)
     if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
         raise PydanticCustomError("decimal_type", "Input should be a number")
+    if not 0 <= value <= 10:
+        raise PydanticCustomError("decimal_range", "Input should be from 0 to 10")
     return Decimal(str(value)).quantize(Decimal("0.1"))
 
 

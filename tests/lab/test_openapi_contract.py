@@ -17,6 +17,7 @@ API = f"http://{address(group_hosts('app')[0])}:8080"
 # Enough for every operation, its coverage cases and a few stateful chains; the run stops
 # by itself after MAX_TIME_S whatever it found.
 MAX_EXAMPLES = 25
+CONFIG = Path(__file__).with_name("schemathesis.toml")
 MAX_TIME_S = 240
 
 
@@ -25,7 +26,7 @@ def test_the_api_breaks_no_part_of_its_spec(tmp_path: Path) -> None:
     assert st, "schemathesis (st) is not installed: it is pinned in requirements.txt"
     result = run(
         [
-            st, "run", f"{API}/openapi.json",
+            st, "--config-file", str(CONFIG), "run", f"{API}/openapi.json",
             "--checks", "all",
             "--max-examples", str(MAX_EXAMPLES),
             "--max-time", str(MAX_TIME_S),

@@ -157,7 +157,17 @@ def test_openapi_spec_is_served(harness: Harness) -> None:
 
 @pytest.mark.parametrize(
     ("rating", "status"),
-    [("7.1", 201), (7.35, 201), (10, 201), (None, 201), ("11", 422), ("7.15", 422), (True, 422)],
+    [
+        ("7.1", 201),
+        (7.35, 201),
+        (10, 201),
+        (None, 201),
+        ("11", 422),
+        ("7.15", 422),
+        (True, 422),
+        (8.3e307, 422),
+        (-0.1, 422),
+    ],
 )
 def test_a_rating_is_a_number_or_a_decimal_string_from_0_to_10(
     harness: Harness, product_id: str, rating: object, status: int
