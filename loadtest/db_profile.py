@@ -26,7 +26,7 @@ BENCH_KEYSPACE = "checkout_bench"  # the raw writer's scratch copy: not the pipe
 REQUESTS_QUERY = "sum by (scope) (cassandra_clientrequest_latency_count)"
 CHECKOUTS_QUERY = 'sum(checkouts_total{outcome=~"completed|declined"})'
 REPLICA_WRITES_QUERY = (
-    'sum by (keyspace) (cassandra_keyspace_replica_writes_total{keyspace=~"checkout|checkout_[a-z]+",'
+    'sum by (keyspace) (cassandra_keyspace_replica_writes{keyspace=~"checkout|checkout_[a-z]+",'
     f'keyspace!="{BENCH_KEYSPACE}"}})'
 )
 SERVICES = {"checkout_api": "API", "checkout_consumer": "consumer", "payment_gateway": "gateway"}
