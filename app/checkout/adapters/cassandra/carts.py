@@ -17,9 +17,10 @@ from datetime import UTC
 from types import MappingProxyType
 from typing import Any
 
+from checkout.adapters.cassandra.regions import PerRegion
 from checkout.adapters.cassandra.session import Cassandra
 from checkout.cart import Cart, CartStatus, CheckoutRecord
-from checkout.domain import Branch, region_keyspace
+from checkout.domain import Branch
 from checkout.errors import DependencyUnavailable
 
 _HEADER = ("branch", "created_at", "status", "invoice_id")
@@ -56,11 +57,8 @@ class CassandraCartStore:
         remember: int = 50_000,
     ) -> None:
         self._db = db
-        self._dc_of = dict(branch_dcs)
-        self._statements = {
-            dc: _Statements(db, region_keyspace(shared_keyspace, dc))
-            for dc in sorted(set(branch_dcs.values()))
-        }
+        self._regions = PerRegion(db, shared_keyspace, branch_dcs, _Statements)
+        self._statements = self._regions.by_dc
         self._remember = remember
         self._copies: OrderedDict[str, Cart] = OrderedDict()
 
@@ -81,7 +79,7 @@ class CassandraCartStore:
         # Where it lives: the copy says so; otherwise this region first, then the others
         # (a till of another region that failed over to this API).
         local = self._db.local_dc
-        first = self._dc_of[copy.branch] if copy is not None else local
+        first = self._regions.of_branch(copy.branch)[1] if copy is not None else local
         cart = await self._read(first, cart_id) if first in self._statements else None
         if cart is None:
             others = [dc for dc in self._statements if dc != first]
@@ -101,8 +99,7 @@ class CassandraCartStore:
         return cart
 
     def _where(self, cart: Cart) -> tuple[_Statements, str]:
-        dc = self._dc_of[cart.branch]
-        return self._statements[dc], dc
+        return self._regions.of_branch(cart.branch)
 
     async def create(self, cart: Cart) -> None:
         statements, dc = self._where(cart)

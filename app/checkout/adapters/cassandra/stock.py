@@ -8,8 +8,9 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from checkout.adapters.cassandra.regions import PerRegion
 from checkout.adapters.cassandra.session import Cassandra
-from checkout.domain import Branch, region_keyspace
+from checkout.domain import Branch
 from checkout.inventory import (
     FoldedLevel,
     StockLevel,
@@ -58,17 +59,12 @@ class CassandraStockLedger:
         today: Callable[[], date] = lambda: store_day(datetime.now(UTC)),
     ) -> None:
         self._db = db
-        self._dc_of = dict(branch_dcs)
-        self._statements = {
-            dc: _Statements(db, region_keyspace(shared_keyspace, dc))
-            for dc in sorted(set(branch_dcs.values()))
-        }
+        self._regions = PerRegion(db, shared_keyspace, branch_dcs, _Statements)
         self._initial_stock = initial_stock
         self._today = today
 
     def _where(self, branch: Branch) -> tuple[_Statements, str]:
-        dc = self._dc_of[branch]
-        return self._statements[dc], dc
+        return self._regions.of_branch(branch)
 
     async def record(self, movements: Sequence[StockMovement]) -> None:
         """One request per (branch, day): a sale's movements share that partition."""
