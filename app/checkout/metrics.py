@@ -39,7 +39,7 @@ KAFKA_PUBLISH_LATENCY = Histogram(
 )
 NEGATIVE_STOCK = Counter(
     "checkout_negative_stock_total",
-    "Sales that left a product's stock below zero at a branch.",
+    "Stock reads (GET /stock, restocks) that found a product's level below zero at a branch.",
     ["branch"],
 )
 CONSUMER_LAG = Gauge(

@@ -204,11 +204,11 @@ def _seed_stock(session: Any, keyspace: str, dc: str, branch: Branch, level: int
     # Coordinated in the branch's DC: its keyspace has replicas nowhere else.
     have = {
         row.product_id
-        for row in session.execute(
+        for row in _execute(
+            session,
             f"SELECT product_id FROM {keyspace}.stock_levels WHERE branch = %s",
             (branch.value,),
-            timeout=DDL_TIMEOUT_S,
-            execution_profile=profile_name(dc, True, False),
+            profile=profile_name(dc, True, False),
         )
     }
     missing = [p.product_id for p in default_catalog() if p.product_id not in have]
