@@ -52,7 +52,8 @@ def parse_summary(output: str) -> RawKafka:
     )
 
 
-def _on_broker(inventory: Path, host: str, command: str) -> str:
+def on_host(inventory: Path, host: str, command: str) -> str:
+    """Run a command on an inventory host through Ansible; its stdout, or an error."""
     ansible = shutil.which("ansible", path=str(Path(sys.executable).parent)) or "ansible"
     done = subprocess.run(
         [ansible, "-i", str(inventory), host, "-m", "ansible.builtin.command", "-a", command],
@@ -63,24 +64,36 @@ def _on_broker(inventory: Path, host: str, command: str) -> str:
     return done.stdout
 
 
+def create_twin(targets: Targets, inventory: Path, broker_host: str, topic: str) -> None:
+    """A topic with the sales topic's partitions, replication and min.insync.replicas."""
+    bootstrap = ",".join(targets.kafka_bootstrap)
+    on_host(
+        inventory, broker_host,
+        f"kafka-topics --bootstrap-server {bootstrap} --create --if-not-exists --topic {topic} "
+        "--partitions 6 --replication-factor 3 --config min.insync.replicas=2 "
+        "--config unclean.leader.election.enable=false",
+    )  # fmt: skip
+
+
+def delete_topic(targets: Targets, inventory: Path, broker_host: str, topic: str) -> None:
+    on_host(
+        inventory, broker_host,
+        f"kafka-topics --bootstrap-server {','.join(targets.kafka_bootstrap)} --delete --topic {topic}",
+    )  # fmt: skip
+
+
 def measure(
     targets: Targets, inventory: Path, broker_host: str, *, records: int = 300_000, record_size: int = 1024
 ) -> RawKafka:
     bootstrap = ",".join(targets.kafka_bootstrap)
-    topics = f"kafka-topics --bootstrap-server {bootstrap}"
-    _on_broker(
-        inventory, broker_host,
-        f"{topics} --create --if-not-exists --topic {BENCH_TOPIC} "
-        "--partitions 6 --replication-factor 3 --config min.insync.replicas=2 "
-        "--config unclean.leader.election.enable=false",
-    )  # fmt: skip
+    create_twin(targets, inventory, broker_host, BENCH_TOPIC)
     try:
-        output = _on_broker(
+        output = on_host(
             inventory, broker_host,
             f"kafka-producer-perf-test --topic {BENCH_TOPIC} --num-records {records} --record-size {record_size} "
             f"--throughput -1 --producer-props bootstrap.servers={shlex.quote(bootstrap)} acks=all "
             "enable.idempotence=true linger.ms=5",
         )  # fmt: skip
     finally:
-        _on_broker(inventory, broker_host, f"{topics} --delete --topic {BENCH_TOPIC}")
+        delete_topic(targets, inventory, broker_host, BENCH_TOPIC)
     return replace(parse_summary(output), record_size=record_size)

@@ -11,7 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,7 @@ class Targets:
     kafka_hosts: list[str]
     prometheus: str | None
     lab_vms: list[str]
+    app_hosts: list[str] = field(default_factory=list)
 
     def branch_hosts_arg(self) -> str:
         return ",".join(f"{branch}={url}" for branch, url in sorted(self.api_by_branch.items()))
@@ -79,7 +80,7 @@ def from_listing(listing: dict[str, Any]) -> Targets:
         port = hostvars.get(monitors[0], {}).get("prometheus_port", DEFAULT_PROMETHEUS_PORT)
         prometheus = f"http://{_address(hostvars, monitors[0])}:{port}"
     vms = sorted(h for h in hostvars if hostvars[h].get("ansible_connection") != "local")
-    return Targets(api, cassandra, kafka, members("kafka"), prometheus, vms)
+    return Targets(api, cassandra, kafka, members("kafka"), prometheus, vms, members("app"))
 
 
 def from_inventory(inventory: Path = LAB_INVENTORY) -> Targets:

@@ -107,16 +107,22 @@ class KafkaEventPublisher:
 
     async def publish(self, event: SaleEvent) -> None:
         topic = self._settings.kafka_sales_topic
+        args = (
+            self._producer,
+            topic,
+            event.branch.value.encode(),
+            event.to_json_bytes(),
+            event_headers(event),
+        )
         try:
-            # send() may block briefly on metadata; keep that off the event loop.
-            record = await asyncio.to_thread(
-                send,
-                self._producer,
-                topic,
-                event.branch.value.encode(),
-                event.to_json_bytes(),
-                event_headers(event),
-            )
+            if self._producer._metadata.partitions_for_topic(topic):
+                # Metadata known: send() only appends to a batch, so it runs on the loop.
+                # The hop to a worker thread cost more CPU than the send itself
+                # (checkout-producer-bench, docs/loadtest.md).
+                record = send(*args)
+            else:
+                # send() would block on a metadata fetch: keep that off the event loop.
+                record = await asyncio.to_thread(send, *args)
             await await_ack(record, self._settings.kafka_publish_timeout_s)
         except TimeoutError as error:
             raise PublishError(

@@ -1,13 +1,18 @@
 """Readiness of the API's Kafka publisher, over a stand-in for kafka-python's producer."""
 
+import asyncio
+import threading
 from typing import Any
 
 import pytest
 from kafka.errors import KafkaTimeoutError
 
 from checkout import producer as producer_module
+from checkout import producer_bench
 from checkout.config import Settings
+from checkout.dataset import DatasetRow
 from checkout.errors import DependencyUnavailable
+from checkout.events import event_from_row
 from checkout.producer import KafkaEventPublisher
 
 
@@ -62,3 +67,67 @@ def test_unreachable_kafka_stops_the_start_with_a_clear_message(
     with pytest.raises(DependencyUnavailable, match="no metadata for topic checkout-sales"):
         _publisher(monkeypatch, fake)
     assert fake.closed
+
+
+class AckedAtOnce:
+    """A kafka-python record future whose ack has already arrived."""
+
+    def add_callback(self, callback: Any) -> None:
+        callback(None)
+
+    def add_errback(self, errback: Any) -> None:
+        return None
+
+
+class SendingProducer(FakeProducer):
+    def __init__(self, leaders: dict[int, int]) -> None:
+        super().__init__(leaders)
+        self.send_threads: list[int] = []
+
+    def send(self, topic: str, **_: Any) -> AckedAtOnce:
+        self.send_threads.append(threading.get_ident())
+        return AckedAtOnce()
+
+
+@pytest.mark.parametrize(("leaders", "on_the_loop"), [({0: 1}, True), ({}, False)])
+def test_send_runs_on_the_loop_only_once_the_topic_is_known(
+    monkeypatch: pytest.MonkeyPatch,
+    dataset_rows: list[DatasetRow],
+    leaders: dict[int, int],
+    on_the_loop: bool,
+) -> None:
+    fake = SendingProducer({0: 1})
+    publisher = _publisher(monkeypatch, fake)
+    fake._metadata.leaders = leaders  # metadata known, or lost since the start
+
+    async def publish() -> int:
+        await publisher.publish(event_from_row(dataset_rows[0]))
+        return threading.get_ident()
+
+    loop_thread = asyncio.run(publish())
+    assert (fake.send_threads == [loop_thread]) is on_the_loop
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--topic", "t", "--rate", "0"], "must be positive"),
+        (["--topic", "t", "--linger-ms", "-1"], "0 or more"),
+        (["--topic", "t", "--mode", "fork"], "invalid choice"),
+        ([], "--topic"),
+    ],
+)
+def test_the_producer_bench_refuses_bad_flags(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        producer_bench.parse_args(argv)
+    assert stopped.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_the_producer_bench_never_publishes_to_the_sales_topic(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert producer_bench.main(["--topic", Settings().kafka_sales_topic]) == 2
+    assert "use a bench topic" in capsys.readouterr().err
