@@ -97,3 +97,30 @@ def test_tasks_use_full_module_names_and_sentences(task_file: Path) -> None:
         assert len(modules) == 1, f"{name}: {modules}"
         module = modules.pop()
         assert "." in module or module in local_modules, f"{name}: use the full name of {module}"
+
+
+# Keys an option of meta/argument_specs.yml may have. Anything else is a typo, or a
+# description split at a comma by flow style ({description: a, b} makes a key `b`).
+SPEC_KEYS = {"type", "elements", "choices", "required", "default", "description", "options", "aliases", "no_log"}
+
+
+def _spec_problems(options: dict, path: str):
+    for name, spec in options.items():
+        if set(spec) - SPEC_KEYS:
+            yield f"{path}.{name}: unexpected keys {sorted(set(spec) - SPEC_KEYS)}"
+        description = spec.get("description")
+        paragraphs = description if isinstance(description, list) else [description]
+        if not paragraphs or not all(isinstance(p, str) and p.strip() for p in paragraphs):
+            yield f"{path}.{name}: description {description!r} is not text"
+        yield from _spec_problems(spec.get("options", {}), f"{path}.{name}")
+
+
+@pytest.mark.parametrize("role", ROLES, ids=lambda p: p.name)
+def test_argument_specs_describe_every_option(role: Path) -> None:
+    entry_points = _load(role / "meta" / "argument_specs.yml")["argument_specs"]
+    problems = [
+        problem
+        for entry_point, spec in entry_points.items()
+        for problem in _spec_problems(spec.get("options", {}), f"{role.name}.{entry_point}")
+    ]
+    assert not problems, problems
