@@ -34,8 +34,9 @@ def test_kafka_brokers_restart_one_at_a_time_in_sync(retention_change) -> None:
     output = _play("playbooks/kafka.yml", *retention_change)
     order = _task_order(output)
     brokers = group_hosts("kafka")
-    restarts = [i for i, task in enumerate(order) if task.startswith("Restart Kafka on ")]
-    assert [order[i].removeprefix("Restart Kafka on ").split(" ")[0] for i in restarts] == brokers, order
+    restart = "Restart Kafka with its new configuration on "
+    restarts = [i for i, task in enumerate(order) if task.startswith(restart)]
+    assert [order[i].removeprefix(restart).removesuffix(".") for i in restarts] == brokers, order
     for broker, index in zip(brokers, restarts, strict=True):
         # Each restart is preceded by an in-sync check and followed by its own catch-up check.
         assert order[index - 1].startswith("Wait until no partition is under-replicated"), order
@@ -46,8 +47,12 @@ def test_cassandra_restarts_only_the_changed_node() -> None:
     node = group_hosts("cassandra")[1]
     try:
         output = _play("playbooks/cassandra.yml", "--limit", node, "-e", "cassandra_ring_delay_ms=4000")
-        restarted = re.findall(r"^TASK \[cassandra : Start Cassandra on (\S+), or restart it", output, re.MULTILINE)
+        restarted = re.findall(
+            r"^TASK \[cassandra : Start Cassandra, or restart it with its new configuration, on (\S+)\.\]",
+            output,
+            re.MULTILINE,
+        )
         assert restarted == [node], restarted
-        assert re.search(rf"TASK \[cassandra : Wait until {node} is UN", output)
+        assert re.search(rf"TASK \[cassandra : Wait until nodetool status shows UN \(up, normal\) for {node}\.", output)
     finally:
         _play("playbooks/cassandra.yml", "--limit", node)
