@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from loadtest.lab_usage import UsageMeter
-from loadtest.raw_kafka import create_twin, delete_topic, on_host
+from loadtest.raw_kafka import create_twin, delete_topic
+from loadtest.remote import on_host
 from loadtest.targets import LAB_INVENTORY, REPO, Targets, from_inventory
 
 RESULTS = REPO / "loadtest" / "results"

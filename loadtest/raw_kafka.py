@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import re
 import shlex
-import shutil
-import subprocess
-import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from loadtest.remote import on_host
 from loadtest.targets import Targets
 
 BENCH_TOPIC = "checkout-bench"
@@ -50,18 +48,6 @@ def parse_summary(output: str) -> RawKafka:
         p95_ms=float(last["p95"]),
         p99_ms=float(last["p99"]),
     )
-
-
-def on_host(inventory: Path, host: str, command: str) -> str:
-    """Run a command on an inventory host through Ansible; its stdout, or an error."""
-    ansible = shutil.which("ansible", path=str(Path(sys.executable).parent)) or "ansible"
-    done = subprocess.run(
-        [ansible, "-i", str(inventory), host, "-m", "ansible.builtin.command", "-a", command],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
-    if done.returncode != 0:
-        raise RuntimeError(f"{command.split()[0]} on {host} failed:\n{done.stdout[-1500:]}{done.stderr[-500:]}")
-    return done.stdout
 
 
 def create_twin(targets: Targets, inventory: Path, broker_host: str, topic: str) -> None:

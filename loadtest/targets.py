@@ -36,6 +36,7 @@ class Targets:
     prometheus: str | None
     lab_vms: list[str]
     app_hosts: list[str] = field(default_factory=list)
+    cassandra_hosts_by_dc: dict[str, list[str]] = field(default_factory=dict)
 
     def branch_hosts_arg(self) -> str:
         return ",".join(f"{branch}={url}" for branch, url in sorted(self.api_by_branch.items()))
@@ -67,9 +68,11 @@ def from_listing(listing: dict[str, Any]) -> Targets:
         raise InventoryError("the inventory has no host in group app: nothing to load")
 
     cassandra: dict[str, list[str]] = {}
+    cassandra_hosts: dict[str, list[str]] = {}
     for host in members("cassandra"):
-        dc = hostvars.get(host, {}).get("cassandra_dc") or hostvars.get(host, {}).get("region")
-        cassandra.setdefault(str(dc), []).append(_address(hostvars, host))
+        dc = str(hostvars.get(host, {}).get("cassandra_dc") or hostvars.get(host, {}).get("region"))
+        cassandra.setdefault(dc, []).append(_address(hostvars, host))
+        cassandra_hosts.setdefault(dc, []).append(host)
 
     kafka = [
         f"{_address(hostvars, h)}:{hostvars.get(h, {}).get('kafka_port', DEFAULT_KAFKA_PORT)}" for h in members("kafka")
@@ -80,7 +83,7 @@ def from_listing(listing: dict[str, Any]) -> Targets:
         port = hostvars.get(monitors[0], {}).get("prometheus_port", DEFAULT_PROMETHEUS_PORT)
         prometheus = f"http://{_address(hostvars, monitors[0])}:{port}"
     vms = sorted(h for h in hostvars if hostvars[h].get("ansible_connection") != "local")
-    return Targets(api, cassandra, kafka, members("kafka"), prometheus, vms, members("app"))
+    return Targets(api, cassandra, kafka, members("kafka"), prometheus, vms, members("app"), cassandra_hosts)
 
 
 def from_inventory(inventory: Path = LAB_INVENTORY) -> Targets:
