@@ -124,3 +124,10 @@ def test_argument_specs_describe_every_option(role: Path) -> None:
         for problem in _spec_problems(spec.get("options", {}), f"{role.name}.{entry_point}")
     ]
     assert not problems, problems
+
+
+@pytest.mark.parametrize("role", ROLES, ids=lambda p: p.name)
+def test_main_tags_each_phase_with_the_role_name(role: Path) -> None:
+    for task in _tasks(role / "tasks" / "main.yml"):
+        tags = task.get("tags", [])
+        assert any(tag.startswith(f"{role.name}_") for tag in tags), f"{role.name}: untagged phase {task}"
