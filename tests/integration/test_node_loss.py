@@ -31,6 +31,9 @@ from checkout.domain import STORE_TZ
 from checkout.events import stored_lines
 from checkout.idempotency import invoice_id_for
 
+from loadtest.db_profile import derived_factors
+from loadtest.quorum import WRITE_LEVELS, available, replicas
+
 from .conftest import FIGURES
 from .lab import (
     API_PORT,
@@ -165,28 +168,16 @@ def _session(address: str, level: int) -> tuple[Any, Any]:
     return cluster, cluster.connect(SHARED_KEYSPACE)
 
 
-# With cass-a2 down and cass-a1 coordinating. The shared keyspace: 5 of 6 replicas alive,
-# 1 of 2 in Yangon. Yangon's own keyspace: 1 of its 2 replicas, both in Yangon.
-EXPECTED = {
-    "shared": {
-        "ANY": "ok",
-        "ONE": "ok",
-        "LOCAL_ONE": "ok",
-        "QUORUM": "ok",  # 4 of 6
-        "LOCAL_QUORUM": "Unavailable",  # 2 of 2 in Yangon
-        "EACH_QUORUM": "Unavailable",
-        "ALL": "Unavailable",
-    },
-    "region": {
-        "ANY": "ok",
-        "ONE": "ok",
-        "LOCAL_ONE": "ok",
-        "QUORUM": "Unavailable",  # 2 of 2: every replica is in Yangon
-        "LOCAL_QUORUM": "Unavailable",
-        "EACH_QUORUM": "Unavailable",
-        "ALL": "Unavailable",
-    },
-}
+def expected(lab: Inventory, keyspace: str) -> dict[str, str]:
+    """What each write level gets with cass-a2 down and cass-a1 coordinating, from the
+    quorum arithmetic (loadtest/quorum.py). The shared keyspace: 5 of 6 replicas alive,
+    1 of 2 in Yangon, so LOCAL_QUORUM fails and QUORUM (4 of 6) holds. Yangon's own
+    keyspace: 1 of its 2 replicas, both in Yangon, so even QUORUM fails."""
+    factors = derived_factors(lab.cassandra_by_dc())
+    if keyspace == "region":
+        factors = {"Yangon": factors["Yangon"]}
+    alive = replicas(factors) - {("Yangon", 1)}
+    return {level: "ok" if available(level, alive, factors, "Yangon") else "Unavailable" for level in WRITE_LEVELS}
 
 
 @pytest.mark.parametrize("keyspace", ["shared", "region"])
@@ -203,7 +194,7 @@ def test_each_consistency_level_with_a_yangon_replica_down(lab: Inventory, outag
     cluster, session = _session(outage.peer, ConsistencyLevel.LOCAL_ONE)
     seen = {}
     try:
-        for name in EXPECTED[keyspace]:
+        for name in WRITE_LEVELS:
             statement = SimpleStatement(probe, consistency_level=ConsistencyLevel.name_to_value[name])
             try:
                 session.execute(statement, (f"cl-probe-{name}-{uuid.uuid4()}",))
@@ -215,7 +206,7 @@ def test_each_consistency_level_with_a_yangon_replica_down(lab: Inventory, outag
     finally:
         cluster.shutdown()
     FIGURES[f"write per consistency level, {keyspace} keyspace, cass-a2 down (coordinator cass-a1)"] = seen
-    assert seen == EXPECTED[keyspace]
+    assert seen == expected(lab, keyspace)
 
 
 def _checkout(api: str, branch: str, products: list[dict[str, Any]], n: int) -> dict[str, Any]:
