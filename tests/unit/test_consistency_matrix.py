@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from loadtest import visibility
 from loadtest.consistency_matrix import Cell, nodes_down_for, parse_args, render
 from loadtest.targets import Targets
 
@@ -65,3 +66,10 @@ def test_the_table_shows_prediction_and_verdict() -> None:
     lines = render([cell(), cell(write="ALL", served=False, ok=0)]).splitlines()
     assert "served, never stale" in lines[1] and lines[1].endswith("ok")
     assert "refused" in lines[2]
+
+
+def test_visibility_summary_and_flags(capsys: pytest.CaptureFixture[str]) -> None:
+    assert visibility.summary([3.0, 1.0, 2.0, 100.0]) == {"count": 4, "p50_ms": 3.0, "p99_ms": 100.0, "max_ms": 100.0}
+    with pytest.raises(SystemExit):
+        visibility.parse_args(["--writes", "0"])
+    assert "between 1 and 10000" in capsys.readouterr().err
