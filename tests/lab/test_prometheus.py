@@ -33,8 +33,20 @@ def test_job_covers_its_inventory_group_with_regions(job: str, group: str) -> No
     assert {t["labels"]["instance"]: t["labels"]["region"] for t in targets} == expected
 
 
+# Firing on a healthy lab by design: the Watchdog always (it proves the alert path), and
+# the clock-sync alert because the lab VMs share the host's kernel clock, which this kind of
+# host does not keep NTP-synced (docs/runbooks/NodeClockNotSynchronising.md).
+EXPECTED_FIRING = {"Watchdog", "NodeClockNotSynchronising"}
+
+
 def test_alert_rules_loaded_and_quiet() -> None:
     rules = [r for g in _api("rules")["groups"] for r in g["rules"]]
     assert len(rules) >= 9
-    firing = [a["labels"] for a in _api("alerts")["alerts"] if a["state"] == "firing"]
+    firing = [
+        a["labels"]
+        for a in _api("alerts")["alerts"]
+        if a["state"] == "firing" and a["labels"]["alertname"] not in EXPECTED_FIRING
+    ]
     assert not firing, firing
+    watchdog = [a for a in _api("alerts")["alerts"] if a["labels"]["alertname"] == "Watchdog"]
+    assert [a["state"] for a in watchdog] == ["firing"]
