@@ -11,6 +11,7 @@ import json
 import socket
 import subprocess
 import time
+import urllib.request
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -236,3 +237,45 @@ def dataset_figures(path: Path = DATASET) -> DatasetFigures:
             cogs += Decimal(row["Cost of goods sold"])
             gross += Decimal(row["Gross income"])
     return DatasetFigures(frozenset(invoices), frozenset(partitions), rows, quantity, total, tax, cogs, gross)
+
+
+class AlertReceiver:
+    """The lab's alert receiver (roles/prometheus, on the monitoring host): every
+    notification Alertmanager delivered, in order."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def notifications(self) -> list[dict[str, Any]]:
+        with urllib.request.urlopen(f"{self.url}/alerts", timeout=10) as response:
+            return list(json.load(response))
+
+    def wait_for(self, alertname: str, instance: str, status: str, after: int, within_s: float) -> float:
+        """Seconds until a notification past the first `after` holds `alertname` for
+        `instance` with `status` (firing, resolved); fails after `within_s`."""
+        started = time.monotonic()
+        while True:
+            for notification in self.notifications()[after:]:
+                for alert in notification.get("alerts", []):
+                    labels = alert.get("labels", {})
+                    if (labels.get("alertname"), labels.get("instance"), alert.get("status")) == (
+                        alertname,
+                        instance,
+                        status,
+                    ):
+                        return time.monotonic() - started
+            if time.monotonic() - started > within_s:
+                raise AssertionError(f"no {status} {alertname} for {instance} at {self.url} within {within_s:.0f} s")
+            time.sleep(2)
+
+
+def alert_receiver() -> AlertReceiver | None:
+    """The lab's alert receiver, when the inventory runs one (prometheus_alert_receiver_*:
+    group vars, so read through ansible-inventory)."""
+    from tests.conftest import address, group_hosts, hostvars
+
+    monitor = group_hosts("monitoring")[0]
+    settings = hostvars(monitor)
+    if not settings.get("prometheus_alert_receiver_enabled"):
+        return None
+    return AlertReceiver(f"http://{address(monitor)}:{settings['prometheus_alert_receiver_port']}")

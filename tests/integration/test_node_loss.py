@@ -9,6 +9,9 @@ consumer can only keep going by falling back to CHECKOUT_CASSANDRA_FALLBACK_CONS
 (LOCAL_ONE); the other DCs write at LOCAL_QUORUM and leave hints for cass-a2. Sales are
 in the shared keyspace (every DC); carts and stock in checkout_yangon, replicated in
 Yangon only, where even QUORUM needs the down node.
+
+Someone hears of it: CassandraNodeDown reaches the lab's alert receiver (Prometheus ->
+Alertmanager -> webhook) during the outage, and its resolved notification after it.
 """
 
 from __future__ import annotations
@@ -41,8 +44,10 @@ from .lab import (
     DATASET,
     SALE_WHERE,
     SHARED_KEYSPACE,
+    AlertReceiver,
     Inventory,
     SaleKey,
+    alert_receiver,
     http,
     metric_samples,
     port_open,
@@ -70,7 +75,9 @@ class Outage:
     down_id: str  # its host ID
     others: list[str]  # every other Cassandra node: the coordinators that keep hints
     began: float
+    notifications_before: int = 0
     back: bool = False
+    back_at: float = 0.0
 
     def restore(self) -> None:
         """Start the node again and wait for it (UN, CQL open); once, whoever asks first."""
@@ -82,7 +89,7 @@ class Outage:
         while not port_open(self.down, CQL_PORT) and time.perf_counter() < deadline:
             time.sleep(1)
         assert port_open(self.down, CQL_PORT), f"{self.down}:{CQL_PORT} closed after the restart"
-        self.back = True
+        self.back, self.back_at = True, time.perf_counter()
         FIGURES[f"{DOWN_NODE} outage: down for / UN again after start (s)"] = (
             f"{time.perf_counter() - self.began:.0f} / {waited:.0f}"
         )
@@ -122,7 +129,9 @@ def outage(lab: Inventory) -> Iterator[Outage]:
     # Never take a second replica of a DC down: start only from a healthy DC.
     _wait_status(peer, down, "UN", 30)
     assert _status_of(peer, peer) == "UN"
+    receiver = alert_receiver()
     current = Outage(down, peer, _host_id(peer, down), others, time.perf_counter())
+    current.notifications_before = len(receiver.notifications()) if receiver else 0
     try:
         stopped = ssh(down, "systemctl stop cassandra", timeout_s=120)
         assert stopped.returncode == 0, stopped.stderr
@@ -350,6 +359,31 @@ def test_checkouts_and_replay_during_the_outage_are_stored_exactly_once(
     )
 
 
+ALERT = "CassandraNodeDown"
+# The rule's `for: 1m`, scrape and evaluation every 15 s, Alertmanager's group_wait 5 s.
+FIRING_WITHIN_S = 150.0
+RESOLVED_WITHIN_S = 120.0
+
+
+@pytest.fixture(scope="module")
+def receiver(outage: Outage) -> tuple[AlertReceiver, int]:
+    """The lab's alert receiver and how many notifications it held when the outage began."""
+    found = alert_receiver()
+    if found is None:
+        pytest.skip("the inventory runs no alert receiver (prometheus_alert_receiver_enabled)")
+    return found, outage.notifications_before
+
+
+def test_the_outage_is_alerted_at_the_receiver(outage: Outage, receiver: tuple[AlertReceiver, int]) -> None:
+    """Prometheus -> Alertmanager -> the receiver: someone hears of the down node."""
+    alerts, before = receiver
+    waited = alerts.wait_for(ALERT, DOWN_NODE, "firing", before, FIRING_WITHIN_S)
+    FIGURES[f"{ALERT} for {DOWN_NODE} at the alert receiver, s after the stop"] = round(
+        time.perf_counter() - outage.began
+    )
+    assert waited <= FIRING_WITHIN_S
+
+
 def test_the_node_gets_what_it_missed_by_hinted_handoff(outage: Outage) -> None:
     """The coordinators keep hints for the down replica (flushed to files every 10 s) and
     hand them over once it is back (then delete the files), so it need not wait for a repair."""
@@ -364,3 +398,12 @@ def test_the_node_gets_what_it_missed_by_hinted_handoff(outage: Outage) -> None:
         time.sleep(2)
     FIGURES[f"hints for {DOWN_NODE} delivered, s after it was UN"] = round(time.perf_counter() - back_at, 1)
     assert not left, f"hints for {outage.down} still pending {HINTS_WITHIN_S:.0f} s after it came back: {left}"
+
+
+def test_the_alert_resolves_once_the_node_is_back(outage: Outage, receiver: tuple[AlertReceiver, int]) -> None:
+    alerts, before = receiver
+    outage.restore()
+    alerts.wait_for(ALERT, DOWN_NODE, "resolved", before, RESOLVED_WITHIN_S)
+    FIGURES[f"{ALERT} for {DOWN_NODE} resolved at the receiver, s after the node was UN"] = round(
+        time.perf_counter() - outage.back_at
+    )

@@ -18,7 +18,7 @@ API = f"http://{address(group_hosts('app')[0])}:8080"
 # by itself after MAX_TIME_S whatever it found.
 MAX_EXAMPLES = 15
 CONFIG = Path(__file__).with_name("schemathesis.toml")
-MAX_TIME_S = 150
+MAX_TIME_S = 100
 
 
 def test_the_api_breaks_no_part_of_its_spec(tmp_path: Path) -> None:
