@@ -44,6 +44,8 @@ STATES = ("healthy", "node-down", "dc-down")
 # A cell the arithmetic says is served must answer at least this share of its ops: a
 # 2-core host running 13 VMs times out now and then, which is not a refusal.
 SERVED_SHARE = 0.95
+# Schema changes wait for every node to agree; the ops themselves time out after 5 s.
+DDL_TIMEOUT_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -206,11 +208,13 @@ def prepare(targets: Targets) -> None:
     try:
         session.execute(
             f"CREATE KEYSPACE IF NOT EXISTS {KEYSPACE} WITH replication = "
-            f"{{'class': 'NetworkTopologyStrategy', {replication}}}"
+            f"{{'class': 'NetworkTopologyStrategy', {replication}}}",
+            timeout=DDL_TIMEOUT_S,
         )
         # Scratch rows: they expire within the hour even if the drop below never runs.
         session.execute(
-            f"CREATE TABLE IF NOT EXISTS {KEYSPACE}.kv (k uuid PRIMARY KEY, v int) WITH default_time_to_live = 3600"
+            f"CREATE TABLE IF NOT EXISTS {KEYSPACE}.kv (k uuid PRIMARY KEY, v int) WITH default_time_to_live = 3600",
+            timeout=DDL_TIMEOUT_S,
         )
     finally:
         cluster.shutdown()
@@ -219,7 +223,7 @@ def prepare(targets: Targets) -> None:
 def drop(targets: Targets) -> None:
     cluster, session = session_on(next(iter(targets.cassandra_by_dc.values()))[0])
     try:
-        session.execute(f"DROP KEYSPACE IF EXISTS {KEYSPACE}")
+        session.execute(f"DROP KEYSPACE IF EXISTS {KEYSPACE}", timeout=DDL_TIMEOUT_S)
     finally:
         cluster.shutdown()
 
