@@ -78,7 +78,7 @@ def measure(
             inventory, broker_host,
             f"kafka-producer-perf-test --topic {BENCH_TOPIC} --num-records {records} --record-size {record_size} "
             f"--throughput -1 --producer-props bootstrap.servers={shlex.quote(bootstrap)} acks=all "
-            "enable.idempotence=true linger.ms=5",
+            "enable.idempotence=true linger.ms=1",
         )  # fmt: skip
     finally:
         delete_topic(targets, inventory, broker_host, BENCH_TOPIC)

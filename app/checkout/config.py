@@ -50,7 +50,10 @@ class Settings(BaseSettings):
     kafka_sales_topic: str = "checkout-sales"
     kafka_dlq_topic: str = "checkout-sales-dlq"
     kafka_consumer_group: str = "checkout-cassandra-writer"
-    kafka_linger_ms: int = Field(5, ge=0)
+    # 1 ms: at one region's share of the SLO (about 20 publishes/s) batches stay single,
+    # and 5 ms only added 4-5 ms to every checkout; at 100/s 20 ms halves the client's CPU
+    # per record but doubles the ack time (loadtest/results/2026-11-30-producer.md).
+    kafka_linger_ms: int = Field(1, ge=0)
     kafka_publish_timeout_s: float = Field(10.0, gt=0)
     kafka_max_poll_records: int = Field(500, ge=1)
 
