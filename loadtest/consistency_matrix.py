@@ -75,7 +75,8 @@ class Cell:
         return "ok"
 
 
-def _ms(values: list[float], share: float) -> float:
+def percentile_ms(values: list[float], share: float) -> float:
+    """The value at `share` of the sorted values, to 0.1 ms; 0 when there are none."""
     ordered = sorted(values)
     return round(ordered[min(len(ordered) - 1, int(share * len(ordered)))], 1) if ordered else 0.0
 
@@ -120,8 +121,9 @@ def measure_cell(
             continue
         ok += 1
         stale += row is None or row.v != n
-    return Cell(state, write, read, ops, ok, stale, _ms(writes, 0.5), _ms(writes, 0.99), _ms(reads, 0.5),
-                _ms(reads, 0.99), errors, served, never_stale)  # fmt: skip
+    w50, w99 = percentile_ms(writes, 0.5), percentile_ms(writes, 0.99)
+    r50, r99 = percentile_ms(reads, 0.5), percentile_ms(reads, 0.99)
+    return Cell(state, write, read, ops, ok, stale, w50, w99, r50, r99, errors, served, never_stale)
 
 
 def measure_state(targets: Targets, state: str, down: list[str], ops: int) -> list[Cell]:

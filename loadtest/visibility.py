@@ -28,7 +28,7 @@ from cassandra import ConsistencyLevel
 from cassandra.cluster import Cluster, NoHostAvailable, Session
 from cassandra.query import SimpleStatement
 
-from loadtest.consistency_matrix import KEYSPACE, drop, prepare, session_on, stopped
+from loadtest.consistency_matrix import KEYSPACE, drop, percentile_ms, prepare, session_on, stopped
 from loadtest.targets import LAB_INVENTORY, REPO, from_inventory
 
 RESULTS = REPO / "loadtest" / "results"
@@ -53,12 +53,12 @@ def wait_visible(reader: Session, select: SimpleStatement, key: uuid.UUID, since
 
 
 def summary(values: list[float]) -> dict[str, float]:
-    ordered = sorted(values)
-
-    def pick(share: float) -> float:
-        return round(ordered[min(len(ordered) - 1, int(share * len(ordered)))], 1)
-
-    return {"count": len(ordered), "p50_ms": pick(0.5), "p99_ms": pick(0.99), "max_ms": round(ordered[-1], 1)}
+    return {
+        "count": len(values),
+        "p50_ms": percentile_ms(values, 0.5),
+        "p99_ms": percentile_ms(values, 0.99),
+        "max_ms": round(max(values), 1),
+    }
 
 
 def connect_when_ready(address: str, within_s: float = 60.0) -> tuple[Cluster, Session]:
