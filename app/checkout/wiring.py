@@ -77,6 +77,8 @@ def main() -> int:
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
+    # httpx logs every gateway call at INFO: a journal line per checkout, and CPU.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     metrics.SERVICE_INFO.info({"service": "api", "region": settings.region})
     try:
         deps = build_dependencies(settings)

@@ -4,12 +4,14 @@ checkout topics fully in sync, and a message round-trips with acks=all."""
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import pytest
+import yaml
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.admin import KafkaAdminClient
 
-from tests.conftest import address, group_hosts, hostvars
+from tests.conftest import ROOT, address, group_hosts, hostvars
 
 pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("lab_is_up")]
 
@@ -49,6 +51,33 @@ def test_topic_is_durable(admin, topic: str) -> None:
     values = {k: v["value"] for k, v in configs["topic"][topic].items()}
     assert values["min.insync.replicas"] == "2"
     assert values["unclean.leader.election.enable"] == "false"
+
+
+def _kafka_variable(name: str) -> Any:
+    """A kafka role variable as the deploy sees it: the inventory's value, else the default."""
+    defaults = yaml.safe_load((ROOT / "roles" / "kafka" / "defaults" / "main.yml").read_text())
+    return hostvars(BROKERS[0]).get(name, defaults[name])
+
+
+def test_retention_is_what_the_variables_say(admin) -> None:
+    from kafka.admin import ConfigResource, ConfigResourceType
+
+    topics = _kafka_variable("kafka_topics")
+    assert topics, "kafka_topics is empty"
+    described = admin.describe_configs(
+        [ConfigResource(ConfigResourceType.TOPIC, t["name"]) for t in topics], config_filter="all"
+    )
+    for topic in topics:
+        wanted = (topic.get("config") or {}).get("retention.ms")
+        actual = described["topic"][topic["name"]]["retention.ms"]
+        assert wanted is not None, f"{topic['name']} has no retention.ms of its own"
+        assert (actual["value"], actual["config_source"]) == (str(wanted), "DYNAMIC_TOPIC_CONFIG"), actual
+    # Topics without their own retention fall back to the brokers' log.retention.hours.
+    hours = str(_kafka_variable("kafka_log_retention_hours"))
+    for broker in BROKERS:
+        node_id = str(hostvars(broker)["kafka_node_id"])
+        configs = admin.describe_configs([ConfigResource(ConfigResourceType.BROKER, node_id)], config_filter="all")
+        assert configs["broker"][node_id]["log.retention.hours"]["value"] == hours, broker
 
 
 def test_message_round_trip_with_acks_all(admin) -> None:

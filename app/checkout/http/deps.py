@@ -28,13 +28,16 @@ class AppDependencies:
     max_body_bytes: int = 64 * 1024
 
 
-def _dependencies(request: Request) -> AppDependencies:
+# async on purpose: FastAPI runs a plain `def` dependency in its thread pool, a thread
+# hop on every request that cost more CPU than the request's own handler.
+async def _dependencies(request: Request) -> AppDependencies:
     deps: AppDependencies = request.app.state.deps
     return deps
 
 
-def _service(request: Request) -> CheckoutService:
-    return _dependencies(request).service
+async def _service(request: Request) -> CheckoutService:
+    deps: AppDependencies = request.app.state.deps
+    return deps.service
 
 
 Deps = Annotated[AppDependencies, Depends(_dependencies)]
