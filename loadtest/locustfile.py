@@ -33,7 +33,7 @@ import gevent
 from locust import FastHttpUser, constant_throughput, events, task
 from locust.env import Environment
 
-from loadtest import run, shapes, shopper
+from loadtest import pacing, run, shapes, shopper
 
 SALES = shopper.load_sales()
 SALES_BY_BRANCH = shopper.by_branch(SALES)
@@ -63,11 +63,11 @@ def _options(parser: Any) -> None:
     group.add_argument(
         "--ops-per-user",
         type=float,
-        default=1.0,
+        default=pacing.OPS_PER_USER,
         env_var="CHECKOUT_OPS_PER_USER",
         help="Checkouts per second one till performs at most.",
     )
-    group.add_argument("--ramp-s", type=float, default=10.0, help="Seconds over which users start.")
+    group.add_argument("--ramp-s", type=float, default=pacing.RAMP_S, help="Seconds over which users start.")
     group.add_argument("--hold-s", type=float, default=300.0, help="Plateau of the steady shape.")
     group.add_argument("--step-s", type=float, default=60.0, help="Length of one step of the step shape.")
     group.add_argument("--max-rate", type=float, default=1600.0, help="Last rate of the step shape.")
@@ -125,7 +125,7 @@ class Shopper(FastHttpUser):
         self.branch = self.rng.choices(list(BRANCH_WEIGHTS), weights=list(BRANCH_WEIGHTS.values()))[0]
         branch_hosts = parse_branch_hosts(options.branch_hosts) if options else {}
         self.host = branch_hosts.get(self.branch, environment.host)
-        self._pace = constant_throughput(options.ops_per_user if options else 1.0)
+        self._pace = constant_throughput(options.ops_per_user if options else pacing.OPS_PER_USER)
         super().__init__(environment)
 
     def wait_time(self) -> float:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
+from loadtest.pacing import OPS_PER_USER, RAMP_S
 from loadtest.targets import REPO, Targets
 
 LOCUSTFILE = REPO / "loadtest" / "locustfile.py"
@@ -98,8 +99,8 @@ def run_locust(
     label: str,
     rate: float,
     hold_s: float,
-    ramp_s: float = 10.0,
-    ops_per_user: float = 1.0,
+    ramp_s: float = RAMP_S,
+    ops_per_user: float = OPS_PER_USER,
     processes: int = 1,
     results: Path = RESULTS,
 ) -> RunResult:

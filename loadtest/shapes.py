@@ -1,8 +1,5 @@
-"""Load shapes in checkout operations per second, whatever the number of users.
-
-A shopper user paces itself at `--ops-per-user` checkouts per second (Locust's
-constant_throughput), so a target rate R needs ceil(R / ops-per-user) users. Users are
-spawned over `--ramp-s` seconds so their checkouts do not all fire in the same instant.
+"""Load shapes in checkout operations per second, whatever the number of users (the
+users a rate needs: loadtest.pacing, from `--ops-per-user` and `--ramp-s`).
 
 The locustfile binds one of these (by the CHECKOUT_SHAPE environment variable); with
 none bound, Locust's own user count and spawn rate apply (web UI or -u/-r).
@@ -10,10 +7,11 @@ none bound, Locust's own user count and spawn rate apply (web UI or -u/-r).
 
 from __future__ import annotations
 
-import math
 from argparse import Namespace
 
 from locust import LoadTestShape
+
+from loadtest.pacing import users_for
 
 
 class _RateShape(LoadTestShape):
@@ -27,8 +25,7 @@ class _RateShape(LoadTestShape):
 
     def _users(self, rate: float) -> tuple[int, float]:
         options = self._options()
-        users = max(1, math.ceil(rate / options.ops_per_user))
-        return users, max(1.0, users / options.ramp_s)
+        return users_for(rate, options.ops_per_user, options.ramp_s)
 
 
 class SteadyShape(_RateShape):

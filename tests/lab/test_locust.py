@@ -18,7 +18,9 @@ from typing import Any
 
 import pytest
 
+from loadtest.pacing import users_for
 from loadtest.run import CHECKOUT_NAME
+from loadtest.slo import Slo
 from loadtest.targets import REPO, from_inventory
 from loadtest.verify import stored_sales
 
@@ -70,7 +72,12 @@ def web_ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 
 def test_the_page_offers_the_lab_api_as_host(web_ui: Path) -> None:
-    assert from_inventory().any_api() in _get("/")
+    page = _get("/")
+    assert from_inventory().any_api() in page
+    # The form starts with the SLO's load: the users that offer its rate, and their spawn rate.
+    users, spawn_rate = users_for(Slo.rate)
+    assert f'"num_users": {users}' in page, page[-2000:]
+    assert f'"spawn_rate": {spawn_rate}' in page, page[-2000:]
 
 
 def test_a_short_run_through_the_web_api_reports_checkouts(web_ui: Path) -> None:

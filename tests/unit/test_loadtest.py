@@ -471,3 +471,29 @@ def test_the_raw_writer_writes_the_apps_sale_row() -> None:
     lines = line_rows(row)
     assert 1 <= len(lines) <= 5
     assert sum((line["total"] for line in lines), Decimal(0)) == row["total"]
+
+
+def test_the_web_ui_starts_with_the_slo_users_unless_told_otherwise() -> None:
+    from loadtest.pacing import users_for
+    from loadtest.slo import Slo
+    from loadtest.targets import Targets
+    from loadtest.web import locust_command
+
+    targets = Targets(
+        api_by_branch={"A": "http://a:8080", "B": "http://b:8080"},
+        cassandra_by_dc={},
+        kafka_bootstrap=[],
+        kafka_hosts=[],
+        prometheus=None,
+        lab_vms=[],
+    )
+    assert users_for(50.0) == (50, 5.0)
+    command = locust_command([], targets)
+    assert command[command.index("--users") + 1] == str(users_for(Slo.rate)[0])
+    assert command[command.index("--spawn-rate") + 1] == f"{users_for(Slo.rate)[1]:g}"
+    assert command[command.index("--branch-hosts") + 1] == "A=http://a:8080,B=http://b:8080"
+    # The user's own figures win; a worker gets no host or users (its master has them).
+    assert "--spawn-rate" not in locust_command(["-u", "5"], targets)
+    assert "--users" not in locust_command(["--users=7"], targets)
+    assert locust_command(["--worker"], None)[-1] == "--worker"
+    assert "--host" not in locust_command(["--worker"], None)
