@@ -36,8 +36,7 @@ async def _dependencies(request: Request) -> AppDependencies:
 
 
 async def _service(request: Request) -> CheckoutService:
-    deps: AppDependencies = request.app.state.deps
-    return deps.service
+    return (await _dependencies(request)).service
 
 
 Deps = Annotated[AppDependencies, Depends(_dependencies)]
