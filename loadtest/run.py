@@ -93,6 +93,41 @@ def read_acked(directory: Path) -> list[str]:
     return [line.strip() for path in sorted(directory.glob("acked-*.txt")) for line in path.open() if line.strip()]
 
 
+def locust_command(
+    targets: Targets,
+    directory: Path,
+    *,
+    rate: float,
+    hold_s: float,
+    ramp_s: float = RAMP_S,
+    ops_per_user: float = OPS_PER_USER,
+    processes: int = 1,
+    prefix: str = "locust",
+    ops_log: Path | None = None,
+) -> list[str]:
+    """The headless steady-shape Locust run of the SLO, the bench and the fault runs."""
+    command = [
+        sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless",
+        "--host", targets.any_api(), "--branch-hosts", targets.branch_hosts_arg(),
+        "--checkout-rate", str(rate), "--hold-s", str(hold_s), "--ramp-s", str(ramp_s),
+        "--ops-per-user", str(ops_per_user),
+        "--csv", str(directory / prefix), "--html", str(directory / f"{prefix.replace('locust', 'report')}.html"),
+        "--acked-dir", str(directory / "acked"),
+        # Let every till finish the checkout it is in: a request cut off after the API
+        # stored the sale would be a sale the run never saw acknowledged.
+        "--stop-timeout", "60", "--only-summary", "--loglevel", "WARNING",
+    ]  # fmt: skip
+    if ops_log is not None:
+        command += ["--ops-log", str(ops_log)]
+    if processes > 1:
+        command += ["--processes", str(processes)]
+    return command
+
+
+def locust_environment() -> dict[str, str]:
+    return {**os.environ, "CHECKOUT_SHAPE": "steady", "PYTHONPATH": str(REPO)}
+
+
 def run_locust(
     targets: Targets,
     *,
@@ -107,22 +142,13 @@ def run_locust(
     started = datetime.now(UTC)
     directory = results / f"{started:%Y%m%dT%H%M%SZ}-{label}"
     directory.mkdir(parents=True, exist_ok=True)
-    command = [
-        sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless",
-        "--host", targets.any_api(), "--branch-hosts", targets.branch_hosts_arg(),
-        "--checkout-rate", str(rate), "--hold-s", str(hold_s), "--ramp-s", str(ramp_s),
-        "--ops-per-user", str(ops_per_user),
-        "--csv", str(directory / "locust"), "--html", str(directory / "report.html"),
-        "--acked-dir", str(directory / "acked"),
-        # Let every till finish the checkout it is in: a request cut off after the API
-        # stored the sale would be a sale the run never saw acknowledged.
-        "--stop-timeout", "60", "--only-summary", "--loglevel", "WARNING",
-    ]  # fmt: skip
-    if processes > 1:
-        command += ["--processes", str(processes)]
-    environment = {**os.environ, "CHECKOUT_SHAPE": "steady", "PYTHONPATH": str(REPO)}
+    command = locust_command(
+        targets, directory, rate=rate, hold_s=hold_s, ramp_s=ramp_s, ops_per_user=ops_per_user, processes=processes
+    )
     with (directory / "locust.log").open("w") as log:
-        exit_code = subprocess.run(command, cwd=REPO, env=environment, stdout=log, stderr=subprocess.STDOUT).returncode
+        exit_code = subprocess.run(
+            command, cwd=REPO, env=locust_environment(), stdout=log, stderr=subprocess.STDOUT
+        ).returncode
     # The acked files are written by the test_stop handler just before Locust exits.
     time.sleep(0.5)
     stats_file = directory / "locust_stats.csv"

@@ -21,6 +21,7 @@ LAB_INVENTORY = REPO / "inventories" / "lab"
 DEFAULT_API_PORT = 8080
 DEFAULT_PROMETHEUS_PORT = 9090
 DEFAULT_KAFKA_PORT = 9092
+DEFAULT_GATEWAY_PORT = 8090  # roles/payment_gateway: payment_gateway_port
 
 
 class InventoryError(RuntimeError):
@@ -37,6 +38,8 @@ class Targets:
     lab_vms: list[str]
     app_hosts: list[str] = field(default_factory=list)
     cassandra_hosts_by_dc: dict[str, list[str]] = field(default_factory=dict)
+    dc_by_branch: dict[str, str] = field(default_factory=dict)  # the region (DC) of each branch's API
+    gateway: str | None = None  # the sandbox payment gateway's base URL
 
     def branch_hosts_arg(self) -> str:
         return ",".join(f"{branch}={url}" for branch, url in sorted(self.api_by_branch.items()))
@@ -56,6 +59,7 @@ def from_listing(listing: dict[str, Any]) -> Targets:
         return list(listing.get(group, {}).get("hosts", []))
 
     api: dict[str, str] = {}
+    dc_by_branch: dict[str, str] = {}
     for host in members("app"):
         branch = hostvars.get(host, {}).get("branch")
         if not branch:
@@ -64,6 +68,7 @@ def from_listing(listing: dict[str, Any]) -> Targets:
             raise InventoryError(f"two app hosts serve branch {branch}; keep one API per region for the load test")
         port = hostvars[host].get("checkout_app_api_port", DEFAULT_API_PORT)
         api[branch] = f"http://{_address(hostvars, host)}:{port}"
+        dc_by_branch[branch] = str(hostvars[host].get("cassandra_dc") or hostvars[host].get("region"))
     if not api:
         raise InventoryError("the inventory has no host in group app: nothing to load")
 
@@ -82,8 +87,15 @@ def from_listing(listing: dict[str, Any]) -> Targets:
     if monitors:
         port = hostvars.get(monitors[0], {}).get("prometheus_port", DEFAULT_PROMETHEUS_PORT)
         prometheus = f"http://{_address(hostvars, monitors[0])}:{port}"
+    gateways = members("payment_gateway")
+    gateway = None
+    if gateways:
+        port = hostvars.get(gateways[0], {}).get("payment_gateway_port", DEFAULT_GATEWAY_PORT)
+        gateway = f"http://{_address(hostvars, gateways[0])}:{port}"
     vms = sorted(h for h in hostvars if hostvars[h].get("ansible_connection") != "local")
-    return Targets(api, cassandra, kafka, members("kafka"), prometheus, vms, members("app"), cassandra_hosts)
+    return Targets(
+        api, cassandra, kafka, members("kafka"), prometheus, vms, members("app"), cassandra_hosts, dc_by_branch, gateway
+    )
 
 
 def from_inventory(inventory: Path = LAB_INVENTORY) -> Targets:

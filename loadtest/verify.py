@@ -118,9 +118,10 @@ def audit(
 
 
 def window_rows(session: Session, start: datetime, end: datetime) -> list[dict[str, Any]]:
-    """The `sales` rows of every branch sold between start and end (with the margin)."""
+    """The `sales` rows (branch, day, invoice_id, sold_at, lines) of every branch sold between
+    start and end (with the margin)."""
     statement = session.prepare(
-        f"SELECT invoice_id, sold_at, lines FROM {KEYSPACE}.sales"
+        f"SELECT branch, day, invoice_id, sold_at, lines FROM {KEYSPACE}.sales"
         " WHERE branch = ? AND day = ? AND sold_at >= ? AND sold_at <= ?"
     )
     low, high = start - WINDOW_MARGIN, end + WINDOW_MARGIN

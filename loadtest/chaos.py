@@ -1,0 +1,383 @@
+"""Faults under load: each scenario breaks one part of the running lab while Locust offers
+checkouts, heals it, and judges what the tills saw and what the platform kept.
+
+    ./lab chaos [--scenario NAME ...] [--rate 50] [--before-s 45] [--after-s 90]
+    ./lab chaos --list
+
+For each scenario (loadtest.chaos_scenarios), Locust runs the steady shape for
+before + fault + after seconds and logs every operation as it ends (--ops-log). After
+`before` seconds the scenario's playbook under playbooks/chaos/ injects the fault; when
+the fault's time is up, playbooks/chaos/heal.yml starts whatever is stopped and waits
+until it serves. heal.yml also runs before the first scenario and after any scenario
+that failed, so the lab is never left broken. Then the run is judged:
+
+- availability during the fault: the share of operations started between the injection
+  and the heal that completed (sold or declined);
+- checkout p99 during the fault: the checkout as the till saw it, retries included;
+- time to recover: from the heal to the first 10 s with no failed operation and the rate
+  back to 90 % of the rate before the fault;
+- the audit, once the writer has caught up: every acknowledged sale stored exactly once
+  in every DC; each sale's stock movements applied once (one row per product, the sold
+  quantity); every approved charge of the run's Idempotency-Keys has its stored sale.
+
+Prints a table, writes it with every figure to <results>/<date>-chaos.md and .json, and
+exits 1 when an audit fails (2 when a run could not be made).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from checkout.domain import region_keyspace
+from checkout.events import stored_lines
+from checkout.idempotency import invoice_id_for
+
+from loadtest.chaos_scenarios import Op, Scenario, parse_ops, recovery_s, scenarios, window
+from loadtest.pacing import RAMP_S
+from loadtest.raw_cassandra import connect
+from loadtest.run import RESULTS, locust_command, locust_environment
+from loadtest.targets import LAB_INVENTORY, REPO, InventoryError, Targets, from_inventory
+from loadtest.verify import KEYSPACE, audit, seconds_to_zero_lag, window_rows
+
+PLAYBOOKS = REPO / "playbooks" / "chaos"
+HEAL = PLAYBOOKS / "heal.yml"
+COMMITTED_RESULTS = REPO / "loadtest" / "results"
+
+
+class ChaosError(RuntimeError):
+    pass
+
+
+def play(inventory: Path, playbook: Path, extra_vars: Mapping[str, str], log: Path) -> None:
+    """ansible-playbook, its output appended to `log`; ChaosError when it fails."""
+    command = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(inventory), str(playbook)]
+    for name, value in extra_vars.items():
+        command += ["-e", f"{name}={value}"]
+    with log.open("a") as out:
+        out.write(f"\n$ {' '.join(command)}\n")
+        out.flush()
+        done = subprocess.run(command, cwd=REPO, stdout=out, stderr=subprocess.STDOUT, check=False)
+    if done.returncode != 0:
+        raise ChaosError(f"{playbook.name} failed (exit {done.returncode}); see {log}")
+
+
+@contextmanager
+def healed(inventory: Path, log: Path) -> Iterator[None]:
+    """Whatever happens inside, every service is started again and waited for after it."""
+    try:
+        yield
+    finally:
+        play(inventory, HEAL, {}, log)
+
+
+def start_locust(targets: Targets, directory: Path, rate: float, hold_s: float, prefix: str) -> subprocess.Popen[bytes]:
+    command = locust_command(targets, directory, rate=rate, hold_s=hold_s, prefix=prefix, ops_log=directory / "ops")
+    log = (directory / f"{prefix}.log").open("w")
+    return subprocess.Popen(command, cwd=REPO, env=locust_environment(), stdout=log, stderr=subprocess.STDOUT)
+
+
+@dataclass(frozen=True)
+class Timeline:
+    load_start: float  # the ramp's end (Unix seconds)
+    fault_start: float
+    healed: float  # heal.yml done: everything serves again
+    load_end: float
+
+
+def run_faults(
+    scenario: Scenario, targets: Targets, inventory: Path, directory: Path, rate: float, before_s: float, after_s: float
+) -> Timeline:
+    hold_s = before_s + scenario.fault_s + scenario.playbook_s + after_s
+    log = directory / "ansible.log"
+    locust = start_locust(targets, directory, rate, hold_s, "locust")
+    begun = time.time()
+    try:
+        time.sleep(RAMP_S + before_s)
+        fault_start = time.time()
+        with healed(inventory, log):
+            if scenario.kill_load:
+                locust.kill()
+                locust.wait()
+                time.sleep(scenario.fault_s)
+                rest = begun + RAMP_S + hold_s - time.time()
+                locust = start_locust(targets, directory, rate, max(rest, 10.0), "locust-again")
+            for fault in scenario.faults:
+                play(inventory, PLAYBOOKS / fault.playbook, fault.extra_vars, log)
+            time.sleep(max(0.0, fault_start + scenario.fault_s - time.time()))
+        healed_at = time.time()
+        locust.wait(timeout=hold_s + 600)
+    finally:
+        if locust.poll() is None:
+            locust.kill()
+    return Timeline(begun + RAMP_S, fault_start, healed_at, time.time())
+
+
+def read_ops(directory: Path) -> tuple[list[Op], set[str]]:
+    lines: list[str] = []
+    for path in sorted((directory / "ops").glob("ops-*.jsonl")):
+        lines += path.read_text().splitlines()
+    return parse_ops(lines)
+
+
+@dataclass(frozen=True)
+class Audit:
+    acked: int
+    stored_once: int  # acknowledged sales with exactly one row in every DC
+    missing: int
+    duplicated: int
+    stored_unanswered: int  # stored sales of the run's keys whose answer the till never got
+    unexplained: int  # stored in the window, not the run's
+    stock_ok: int  # sales whose movements are there once, with the sold quantities
+    stock_wrong: int
+    charges_approved: int
+    charges_without_sale: int
+
+    @property
+    def passed(self) -> bool:
+        return (
+            self.stored_once == self.acked
+            and self.missing == self.duplicated == self.unexplained == 0
+            and self.stock_wrong == 0
+            and self.charges_without_sale == 0
+        )
+
+
+def _charge(gateway: str, key: str) -> dict[str, Any] | None:
+    try:
+        with urllib.request.urlopen(f"{gateway}/v1/charges/{quote(key, safe='')}", timeout=10) as answer:
+            return dict(json.load(answer))
+    except urllib.error.HTTPError as error:
+        if error.code == 404:
+            return None
+        raise
+
+
+def approved_keys(gateway: str | None, keys: Iterable[str]) -> set[str]:
+    """The keys the sandbox gateway holds an approved charge for."""
+    if gateway is None:
+        raise ChaosError("the inventory has no host in group payment_gateway: the charge audit needs it")
+    keys = sorted(keys)
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        charges = list(pool.map(lambda key: _charge(gateway, key), keys))
+    return {key for key, charge in zip(keys, charges, strict=True) if charge and charge.get("outcome") == "approved"}
+
+
+def _expected_moves(row: Mapping[str, Any]) -> dict[str, int]:
+    moves: dict[str, int] = {}
+    for line in stored_lines(row):
+        moves[line.product_id] = moves.get(line.product_id, 0) - line.quantity
+    return moves
+
+
+def stock_check(targets: Targets, sales: list[dict[str, Any]]) -> tuple[int, int]:
+    """(sales whose movements are right, sales whose are not), read in each branch's region."""
+    partitions: dict[tuple[str, date], list[dict[str, Any]]] = {}
+    for row in sales:
+        partitions.setdefault((row["branch"], row["day"]), []).append(row)
+    ok = wrong = 0
+    for (branch, day), rows in partitions.items():
+        dc = targets.dc_by_branch[branch]
+        cluster = connect(dc, targets.cassandra_by_dc[dc], "LOCAL_QUORUM")
+        try:
+            session = cluster.connect()
+            moved: dict[str, dict[str, int]] = {}
+            for move in session.execute(
+                f"SELECT product_id, movement_id, delta FROM {region_keyspace(KEYSPACE, dc)}.stock_moves"
+                " WHERE branch = %s AND day = %s",
+                (branch, day),
+            ):
+                moved.setdefault(move.movement_id, {})[move.product_id] = move.delta
+        finally:
+            cluster.shutdown()
+        for row in rows:
+            if moved.get(row["invoice_id"]) == _expected_moves(row):
+                ok += 1
+            else:
+                wrong += 1
+    return ok, wrong
+
+
+def audit_run(targets: Targets, ops: list[Op], keys: set[str], timeline: Timeline) -> Audit:
+    if seconds_to_zero_lag(targets.kafka_bootstrap) is None:
+        raise ChaosError("the consumer did not catch up within 120 s of the run's end")
+    start = datetime.fromtimestamp(timeline.load_start - RAMP_S, UTC)
+    end = datetime.fromtimestamp(timeline.load_end, UTC)
+    acked = [op.invoice for op in ops if op.result == "sold"]
+    rows_by_dc: dict[str, list[dict[str, Any]]] = {}
+    for dc, addresses in targets.cassandra_by_dc.items():
+        cluster = connect(dc, addresses, "LOCAL_QUORUM")
+        try:
+            rows_by_dc[dc] = window_rows(cluster.connect(), start, end)
+        finally:
+            cluster.shutdown()
+    stored = audit(acked, rows_by_dc, start, end)
+    # A sale stored for one of the run's keys whose answer never reached the till (the till
+    # was killed, or gave up): the platform kept it; the till would retry with its key.
+    by_invoice = {invoice_id_for(key): key for key in keys}
+    unanswered = [invoice for invoice in stored.unexpected if invoice in by_invoice]
+    run_sales = [
+        row for row in next(iter(rows_by_dc.values()), []) if row["invoice_id"] in set(acked) | set(unanswered)
+    ]
+    stock_ok, stock_wrong = stock_check(targets, run_sales)
+    approved = approved_keys(targets.gateway, keys)
+    stored_invoices = {row["invoice_id"] for rows in rows_by_dc.values() for row in rows}
+    return Audit(
+        acked=stored.acked,
+        stored_once=stored.found,
+        missing=len(stored.missing),
+        duplicated=len(stored.duplicated),
+        stored_unanswered=len(unanswered),
+        unexplained=len(stored.unexpected) - len(unanswered),
+        stock_ok=stock_ok,
+        stock_wrong=stock_wrong,
+        charges_approved=len(approved),
+        charges_without_sale=sum(invoice_id_for(key) not in stored_invoices for key in approved),
+    )
+
+
+@dataclass(frozen=True)
+class Outcome:
+    scenario: str
+    letter: str
+    summary: str
+    rate: float
+    baseline_rate: float
+    fault_ops: int
+    fault_failed: int
+    availability: float
+    fault_p99_ms: float
+    fault_s: float
+    recovery_s: float | None
+    audit: Audit | None
+    error: str = ""
+
+    @property
+    def passed(self) -> bool:
+        return not self.error and self.audit is not None and self.audit.passed
+
+
+def run_scenario(
+    scenario: Scenario, targets: Targets, inventory: Path, results: Path, rate: float, before_s: float, after_s: float
+) -> Outcome:
+    directory = results / f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-chaos-{scenario.name}"
+    directory.mkdir(parents=True, exist_ok=True)
+    print(f"--> ({scenario.letter}) {scenario.name}: {scenario.summary} [{directory}]", flush=True)
+    try:
+        timeline = run_faults(scenario, targets, inventory, directory, rate, before_s, after_s)
+        ops, keys = read_ops(directory)
+        before = window(ops, timeline.load_start + 5, timeline.fault_start)
+        during = window(ops, timeline.fault_start, timeline.healed)
+        recovered = recovery_s(ops, timeline.healed, before.rate, timeline.load_end)
+        outcome_audit = audit_run(targets, ops, keys, timeline)
+    except (ChaosError, RuntimeError, OSError) as failure:
+        print(f"    run failed: {failure}", flush=True)
+        return Outcome(
+            scenario.name, scenario.letter, scenario.summary, rate, 0, 0, 0, 0, 0, 0, None, None, str(failure)
+        )  # fmt: skip
+    return Outcome(
+        scenario.name, scenario.letter, scenario.summary, rate, before.rate, during.ops, during.failed,
+        during.availability, during.checkout_p99_ms, timeline.healed - timeline.fault_start, recovered,
+        outcome_audit,
+    )  # fmt: skip
+
+
+def render(outcomes: list[Outcome]) -> str:
+    head = (
+        f"{'scenario':<24} {'rate/s':>6} {'fault s':>7} {'ops':>5} {'avail':>7} {'p99 ms':>7} {'recover':>8}  "
+        f"{'acked':>5} {'once':>5} {'miss':>4} {'dup':>4} {'unans':>5} {'stock ok/bad':>12} "
+        f"{'charged':>7} {'no sale':>7}  audit"
+    )
+    lines = [head]
+    for o in outcomes:
+        name = f"({o.letter}) {o.scenario}"
+        if o.audit is None:
+            lines.append(f"{name:<24} run failed: {o.error}")
+            continue
+        a = o.audit
+        recover = "never" if o.recovery_s is None else f"{o.recovery_s:.0f} s"
+        lines.append(
+            f"{name:<24} {o.baseline_rate:>6.1f} {o.fault_s:>7.0f} {o.fault_ops:>5} {o.availability:>7.2%} "
+            f"{o.fault_p99_ms:>7.0f} {recover:>8}  {a.acked:>5} {a.stored_once:>5} {a.missing:>4} "
+            f"{a.duplicated:>4} {a.stored_unanswered:>5} {f'{a.stock_ok}/{a.stock_wrong}':>12} "
+            f"{a.charges_approved:>7} {a.charges_without_sale:>7}  {'PASS' if a.passed else 'FAIL'}"
+        )
+    return "\n".join(lines)
+
+
+LEGEND = """\
+rate/s: completed ops/s before the fault. fault s: injection to heal done. ops, avail, p99:
+operations started during the fault, the share completed (sold or declined), the checkout's
+p99 at the till (retries included). recover: heal to the first 10 s with no failure and the
+rate back to 90 %. acked/once/miss/dup: acknowledged sales, stored exactly once in every
+DC, missing in some DC, stored twice. unans: stored sales whose answer the till never got.
+stock ok/bad: sales whose stock movements are there once with the sold quantities.
+charged/no sale: approved charges of the run's keys, and those without a stored sale."""
+
+
+def save(outcomes: list[Outcome], results: Path, command: str) -> Path:
+    results.mkdir(parents=True, exist_ok=True)
+    stem = results / f"{datetime.now(UTC):%Y-%m-%d}-chaos"
+    stem.with_suffix(".json").write_text(json.dumps([asdict(o) for o in outcomes], indent=2))
+    text = f"# Fault scenarios under load\n\n`{command}`\n\n```\n{render(outcomes)}\n```\n\n{LEGEND}\n"
+    stem.with_suffix(".md").write_text(text)
+    return stem.with_suffix(".md")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--inventory", type=Path, default=LAB_INVENTORY)
+    parser.add_argument("--scenario", action="append", default=[], help="a scenario's name (repeat); default all")
+    parser.add_argument("--list", action="store_true", help="print the scenarios and exit")
+    parser.add_argument("--rate", type=float, default=50.0, help="checkout operations per second offered")
+    parser.add_argument("--before-s", type=float, default=45.0, help="seconds of load before the fault")
+    parser.add_argument("--after-s", type=float, default=90.0, help="seconds of load after the fault's time")
+    parser.add_argument("--results", type=Path, default=COMMITTED_RESULTS, help="where the dated results go")
+    args = parser.parse_args(argv)
+    if args.rate <= 0 or args.before_s < 10 or args.after_s < 20:
+        parser.error("--rate must be > 0, --before-s >= 10 and --after-s >= 20 (baseline and recovery need them)")
+    try:
+        targets = from_inventory(args.inventory)
+    except InventoryError as error:
+        print(f"chaos: {error}", file=sys.stderr)
+        return 2
+    known = scenarios(targets)
+    if args.list:
+        print("\n".join(f"({s.letter}) {s.name:<22} {s.summary}" for s in known.values()))
+        return 0
+    unknown = [name for name in args.scenario if name not in known]
+    if unknown:
+        parser.error(f"unknown scenario {', '.join(unknown)}; choose from {', '.join(known)}")
+    chosen = [known[name] for name in args.scenario] if args.scenario else list(known.values())
+    results = RESULTS / "chaos"
+    results.mkdir(parents=True, exist_ok=True)
+    try:
+        play(args.inventory, HEAL, {}, results / "heal-first.log")
+    except ChaosError as error:
+        print(f"chaos: the lab is not healthy before the first fault: {error}", file=sys.stderr)
+        return 2
+    outcomes = [
+        run_scenario(s, targets, args.inventory, results, args.rate, args.before_s, args.after_s) for s in chosen
+    ]
+    print(render(outcomes))
+    print(LEGEND)
+    command = "./lab chaos " + " ".join(argv if argv is not None else sys.argv[1:])
+    print(f"Saved {save(outcomes, args.results, command.strip())}")
+    return 0 if all(o.passed for o in outcomes) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
