@@ -1,21 +1,22 @@
 """Faults under load: each scenario breaks one part of the running lab while Locust offers
 checkouts, heals it, and judges what the tills saw and what the platform kept.
 
-    ./lab chaos [--scenario NAME ...] [--rate 50] [--before-s 45] [--after-s 90]
+    ./lab chaos [--scenario NAME ...] [--rate 50] [--before-s 45] [--after-s 60]
     ./lab chaos --list
 
-For each scenario (loadtest.chaos_scenarios), Locust runs the steady shape for
-before + fault + after seconds and logs every operation as it ends (--ops-log). After
-`before` seconds the scenario's playbook under playbooks/chaos/ injects the fault; when
-the fault's time is up, playbooks/chaos/heal.yml starts whatever is stopped and waits
-until it serves. heal.yml also runs before the first scenario and after any scenario
-that failed, so the lab is never left broken. Then the run is judged:
+For each scenario (loadtest.chaos_scenarios), Locust runs the steady shape and logs every
+operation as it ends (--ops-log). After `before` seconds the scenario's playbook under
+playbooks/chaos/ injects the fault; when the fault's time is up (or its playbook is done),
+playbooks/chaos/heal.yml starts whatever is stopped and waits until it serves; the load
+goes on for `after` seconds more. heal.yml also runs before the first scenario, and
+whenever a scenario fails, so the lab is never left broken. Then the run is judged:
 
 - availability during the fault: the share of operations started between the injection
-  and the heal that completed (sold or declined);
+  and the fault's end that completed (sold or declined);
 - checkout p99 during the fault: the checkout as the till saw it, retries included;
-- time to recover: from the heal to the first 10 s with no failed operation and the rate
-  back to 90 % of the rate before the fault;
+- time to recover: from the fault's end to the first 10 s with no failed operation and
+  the rate back to 90 % of the rate before the fault (0: it never dropped, or recovered
+  by itself before the fault's time was up);
 - the audit, once the writer has caught up: every acknowledged sale stored exactly once
   in every DC; each sale's stock movements applied once (one row per product, the sold
   quantity); every approved charge of the run's Idempotency-Keys has its stored sale.
@@ -56,6 +57,9 @@ from loadtest.verify import KEYSPACE, audit, seconds_to_zero_lag, window_rows
 PLAYBOOKS = REPO / "playbooks" / "chaos"
 HEAL = PLAYBOOKS / "heal.yml"
 COMMITTED_RESULTS = REPO / "loadtest" / "results"
+# heal.yml takes about 30 s on a quiet lab and 2 minutes under load while nodes start; the
+# load runs until `after` seconds past it, and never longer than this past the fault.
+HEAL_BOUND_S = 900.0
 
 
 class ChaosError(RuntimeError):
@@ -84,8 +88,12 @@ def healed(inventory: Path, log: Path) -> Iterator[None]:
         play(inventory, HEAL, {}, log)
 
 
-def start_locust(targets: Targets, directory: Path, rate: float, hold_s: float, prefix: str) -> subprocess.Popen[bytes]:
-    command = locust_command(targets, directory, rate=rate, hold_s=hold_s, prefix=prefix, ops_log=directory / "ops")
+def start_locust(
+    targets: Targets, directory: Path, rate: float, hold_s: float, stop: Path, prefix: str
+) -> subprocess.Popen[bytes]:
+    command = locust_command(
+        targets, directory, rate=rate, hold_s=hold_s, prefix=prefix, ops_log=directory / "ops", stop_file=stop
+    )
     log = (directory / f"{prefix}.log").open("w")
     return subprocess.Popen(command, cwd=REPO, env=locust_environment(), stdout=log, stderr=subprocess.STDOUT)
 
@@ -94,6 +102,7 @@ def start_locust(targets: Targets, directory: Path, rate: float, hold_s: float, 
 class Timeline:
     load_start: float  # the ramp's end (Unix seconds)
     fault_start: float
+    fault_end: float  # the fault's time is up (or its playbook done): heal.yml begins
     healed: float  # heal.yml done: everything serves again
     load_end: float
 
@@ -101,9 +110,10 @@ class Timeline:
 def run_faults(
     scenario: Scenario, targets: Targets, inventory: Path, directory: Path, rate: float, before_s: float, after_s: float
 ) -> Timeline:
-    hold_s = before_s + scenario.fault_s + scenario.playbook_s + after_s
-    log = directory / "ansible.log"
-    locust = start_locust(targets, directory, rate, hold_s, "locust")
+    log, stop = directory / "ansible.log", directory / "stop"
+    # The load ends `after_s` after the heal (the stop file); this only bounds it.
+    bound_s = before_s + scenario.fault_s + scenario.playbook_s + HEAL_BOUND_S + after_s
+    locust = start_locust(targets, directory, rate, bound_s, stop, "locust")
     begun = time.time()
     try:
         time.sleep(RAMP_S + before_s)
@@ -113,17 +123,20 @@ def run_faults(
                 locust.kill()
                 locust.wait()
                 time.sleep(scenario.fault_s)
-                rest = begun + RAMP_S + hold_s - time.time()
-                locust = start_locust(targets, directory, rate, max(rest, 10.0), "locust-again")
+                locust = start_locust(targets, directory, rate, bound_s, stop, "locust-again")
             for fault in scenario.faults:
                 play(inventory, PLAYBOOKS / fault.playbook, fault.extra_vars, log)
             time.sleep(max(0.0, fault_start + scenario.fault_s - time.time()))
+            fault_end = time.time()
         healed_at = time.time()
-        locust.wait(timeout=hold_s + 600)
+        time.sleep(after_s)
+        stop.touch()
+        locust.wait(timeout=120)  # the tills finish their operation (--stop-timeout 60)
     finally:
+        stop.touch()
         if locust.poll() is None:
             locust.kill()
-    return Timeline(begun + RAMP_S, fault_start, healed_at, time.time())
+    return Timeline(begun + RAMP_S, fault_start, fault_end, healed_at, time.time())
 
 
 def read_ops(directory: Path) -> tuple[list[Op], set[str]]:
@@ -259,8 +272,10 @@ class Outcome:
     fault_ops: int
     fault_failed: int
     availability: float
+    kept: float  # completed ops/s during the fault over the rate before it: tills that hang start fewer
     fault_p99_ms: float
     fault_s: float
+    heal_s: float  # heal.yml's run (it waits until every service serves)
     recovery_s: float | None
     audit: Audit | None
     error: str = ""
@@ -280,24 +295,27 @@ def run_scenario(
         timeline = run_faults(scenario, targets, inventory, directory, rate, before_s, after_s)
         ops, keys = read_ops(directory)
         before = window(ops, timeline.load_start + 5, timeline.fault_start)
-        during = window(ops, timeline.fault_start, timeline.healed)
-        recovered = recovery_s(ops, timeline.healed, before.rate, timeline.load_end)
+        during = window(ops, timeline.fault_start, timeline.fault_end)
+        recovered = recovery_s(ops, timeline.fault_end, before.rate, timeline.load_end)
         outcome_audit = audit_run(targets, ops, keys, timeline)
     except (ChaosError, RuntimeError, OSError) as failure:
         print(f"    run failed: {failure}", flush=True)
         return Outcome(
-            scenario.name, scenario.letter, scenario.summary, rate, 0, 0, 0, 0, 0, 0, None, None, str(failure)
+            scenario.name, scenario.letter, scenario.summary, rate, 0, 0, 0, 0, 0, 0, 0, 0, None, None, str(failure)
         )  # fmt: skip
     return Outcome(
         scenario.name, scenario.letter, scenario.summary, rate, before.rate, during.ops, during.failed,
-        during.availability, during.checkout_p99_ms, timeline.healed - timeline.fault_start, recovered,
+        during.availability, during.rate / before.rate if before.rate else 0.0, during.checkout_p99_ms,
+        timeline.fault_end - timeline.fault_start,
+        timeline.healed - timeline.fault_end, recovered,
         outcome_audit,
     )  # fmt: skip
 
 
 def render(outcomes: list[Outcome]) -> str:
     head = (
-        f"{'scenario':<24} {'rate/s':>6} {'fault s':>7} {'ops':>5} {'avail':>7} {'p99 ms':>7} {'recover':>8}  "
+        f"{'scenario':<24} {'rate/s':>6} {'fault s':>7} {'heal s':>6} {'ops':>5} {'avail':>7} {'kept':>5} "
+        f"{'p99 ms':>7} {'recover':>8}  "
         f"{'acked':>5} {'once':>5} {'miss':>4} {'dup':>4} {'unans':>5} {'stock ok/bad':>12} "
         f"{'charged':>7} {'no sale':>7}  audit"
     )
@@ -310,7 +328,8 @@ def render(outcomes: list[Outcome]) -> str:
         a = o.audit
         recover = "never" if o.recovery_s is None else f"{o.recovery_s:.0f} s"
         lines.append(
-            f"{name:<24} {o.baseline_rate:>6.1f} {o.fault_s:>7.0f} {o.fault_ops:>5} {o.availability:>7.2%} "
+            f"{name:<24} {o.baseline_rate:>6.1f} {o.fault_s:>7.0f} {o.heal_s:>6.0f} {o.fault_ops:>5} "
+            f"{o.availability:>7.2%} {o.kept:>5.0%} "
             f"{o.fault_p99_ms:>7.0f} {recover:>8}  {a.acked:>5} {a.stored_once:>5} {a.missing:>4} "
             f"{a.duplicated:>4} {a.stored_unanswered:>5} {f'{a.stock_ok}/{a.stock_wrong}':>12} "
             f"{a.charges_approved:>7} {a.charges_without_sale:>7}  {'PASS' if a.passed else 'FAIL'}"
@@ -319,10 +338,12 @@ def render(outcomes: list[Outcome]) -> str:
 
 
 LEGEND = """\
-rate/s: completed ops/s before the fault. fault s: injection to heal done. ops, avail, p99:
-operations started during the fault, the share completed (sold or declined), the checkout's
-p99 at the till (retries included). recover: heal to the first 10 s with no failure and the
-rate back to 90 %. acked/once/miss/dup: acknowledged sales, stored exactly once in every
+rate/s: completed ops/s before the fault. fault s: injection to the fault's end. heal s:
+heal.yml's run. ops, avail, p99: operations started during the fault, the share completed
+(sold or declined), the checkout's p99 at the till (retries included). kept: completed
+ops/s during the fault over the rate before it (tills stuck waiting start fewer ops). recover: the fault's
+end to the first 10 s with no failure and the rate back to 90 % ("never": not before the
+load ended). acked/once/miss/dup: acknowledged sales, stored exactly once in every
 DC, missing in some DC, stored twice. unans: stored sales whose answer the till never got.
 stock ok/bad: sales whose stock movements are there once with the sold quantities.
 charged/no sale: approved charges of the run's keys, and those without a stored sale."""
@@ -344,7 +365,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--list", action="store_true", help="print the scenarios and exit")
     parser.add_argument("--rate", type=float, default=50.0, help="checkout operations per second offered")
     parser.add_argument("--before-s", type=float, default=45.0, help="seconds of load before the fault")
-    parser.add_argument("--after-s", type=float, default=90.0, help="seconds of load after the fault's time")
+    parser.add_argument("--after-s", type=float, default=60.0, help="seconds of load after the heal")
     parser.add_argument("--results", type=Path, default=COMMITTED_RESULTS, help="where the dated results go")
     args = parser.parse_args(argv)
     if args.rate <= 0 or args.before_s < 10 or args.after_s < 20:

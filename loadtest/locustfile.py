@@ -96,6 +96,7 @@ def _options(parser: Any) -> None:
     )
     group.add_argument("--ramp-s", type=float, default=pacing.RAMP_S, help="Seconds over which users start.")
     group.add_argument("--hold-s", type=float, default=300.0, help="Plateau of the steady shape.")
+    group.add_argument("--stop-file", default="", help="The steady shape ends early once this file exists.")
     group.add_argument("--step-s", type=float, default=60.0, help="Length of one step of the step shape.")
     group.add_argument("--max-rate", type=float, default=1600.0, help="Last rate of the step shape.")
     group.add_argument(

@@ -104,6 +104,7 @@ def locust_command(
     processes: int = 1,
     prefix: str = "locust",
     ops_log: Path | None = None,
+    stop_file: Path | None = None,
 ) -> list[str]:
     """The headless steady-shape Locust run of the SLO, the bench and the fault runs."""
     command = [
@@ -119,6 +120,8 @@ def locust_command(
     ]  # fmt: skip
     if ops_log is not None:
         command += ["--ops-log", str(ops_log)]
+    if stop_file is not None:
+        command += ["--stop-file", str(stop_file)]
     if processes > 1:
         command += ["--processes", str(processes)]
     return command

@@ -7,6 +7,7 @@ none bound, Locust's own user count and spawn rate apply (web UI or -u/-r).
 
 from __future__ import annotations
 
+import os
 from argparse import Namespace
 
 from locust import LoadTestShape
@@ -29,7 +30,8 @@ class _RateShape(LoadTestShape):
 
 
 class SteadyShape(_RateShape):
-    """`--checkout-rate` ops/s for `--hold-s` seconds after the ramp, then stop.
+    """`--checkout-rate` ops/s for `--hold-s` seconds after the ramp, then stop; earlier
+    if `--stop-file` names a file that exists (how a fault run ends its load on cue).
 
     Statistics restart when the ramp ends, so the report covers the plateau only.
     """
@@ -44,6 +46,8 @@ class SteadyShape(_RateShape):
             self.runner.stats.reset_all()
             self._reset = True
         if run_time >= options.ramp_s + options.hold_s:
+            return None
+        if options.stop_file and os.path.exists(options.stop_file):
             return None
         return self._users(options.checkout_rate)
 
