@@ -31,7 +31,7 @@ from loadtest.bench_report import chart, markdown
 from loadtest.bench_step import Step
 from loadtest.bench_summary import summarize
 from loadtest.lab_usage import UsageMeter
-from loadtest.run import RunResult, run_locust
+from loadtest.run import Load, RunResult, run_locust
 from loadtest.slo import Slo, evaluate
 from loadtest.targets import LAB_INVENTORY, REPO, Targets, from_inventory
 
@@ -53,9 +53,8 @@ def db_counters(targets: Targets) -> db_profile.Counters | None:
 def run_step(targets: Targets, rate: float, hold_s: float, processes: int) -> Step:
     before = db_counters(targets)
     with UsageMeter(targets.lab_vms) as meter:
-        result: RunResult = run_locust(
-            targets, label=f"bench-{rate:g}", rate=rate, hold_s=hold_s, processes=processes, ramp_s=min(10, hold_s / 4)
-        )
+        load = Load(rate, hold_s, ramp_s=min(10, hold_s / 4), processes=processes)
+        result: RunResult = run_locust(targets, load, label=f"bench-{rate:g}")
         usage = meter.read()
     # Read before the verdict: its lookups are reads the checkouts did not cause.
     after = db_counters(targets)

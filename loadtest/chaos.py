@@ -44,13 +44,14 @@ from typing import Any
 from urllib.parse import quote
 
 from checkout.domain import region_keyspace
+from checkout.errors import DependencyUnavailable
 from checkout.events import stored_lines
 from checkout.idempotency import invoice_id_for
 
 from loadtest.chaos_scenarios import Op, Scenario, parse_ops, recovery_s, scenarios, window
 from loadtest.pacing import RAMP_S
 from loadtest.raw_cassandra import connect
-from loadtest.run import RESULTS, locust_command, locust_environment
+from loadtest.run import RESULTS, Load, headless_command, locust_environment
 from loadtest.targets import LAB_INVENTORY, REPO, InventoryError, Targets, from_inventory
 from loadtest.verify import KEYSPACE, audit, seconds_to_zero_lag, window_rows
 
@@ -91,8 +92,8 @@ def healed(inventory: Path, log: Path) -> Iterator[None]:
 def start_locust(
     targets: Targets, directory: Path, rate: float, hold_s: float, stop: Path, prefix: str
 ) -> subprocess.Popen[bytes]:
-    command = locust_command(
-        targets, directory, rate=rate, hold_s=hold_s, prefix=prefix, ops_log=directory / "ops", stop_file=stop
+    command = headless_command(
+        targets, directory, Load(rate, hold_s), prefix=prefix, ops_log=directory / "ops", stop_file=stop
     )
     log = (directory / f"{prefix}.log").open("w")
     return subprocess.Popen(command, cwd=REPO, env=locust_environment(), stdout=log, stderr=subprocess.STDOUT)
@@ -298,7 +299,7 @@ def run_scenario(
         during = window(ops, timeline.fault_start, timeline.fault_end)
         recovered = recovery_s(ops, timeline.fault_end, before.rate, timeline.load_end)
         outcome_audit = audit_run(targets, ops, keys, timeline)
-    except (ChaosError, RuntimeError, OSError) as failure:
+    except (ChaosError, RuntimeError, OSError, DependencyUnavailable) as failure:
         print(f"    run failed: {failure}", flush=True)
         return Outcome(
             scenario.name, scenario.letter, scenario.summary, rate, 0, 0, 0, 0, 0, 0, 0, 0, None, None, str(failure)
@@ -349,11 +350,26 @@ stock ok/bad: sales whose stock movements are there once with the sold quantitie
 charged/no sale: approved charges of the run's keys, and those without a stored sale."""
 
 
-def save(outcomes: list[Outcome], results: Path, command: str) -> Path:
+def _outcome(saved: dict[str, Any]) -> Outcome:
+    audit = saved.pop("audit")
+    return Outcome(**saved, audit=Audit(**audit) if audit else None)
+
+
+def save(outcomes: list[Outcome], results: Path, command: str, order: list[str]) -> Path:
+    """The day's file: this run's scenarios replace the same scenarios of an earlier run
+    that day, the others stay (one file holds the latest run of every scenario)."""
     results.mkdir(parents=True, exist_ok=True)
     stem = results / f"{datetime.now(UTC):%Y-%m-%d}-chaos"
-    stem.with_suffix(".json").write_text(json.dumps([asdict(o) for o in outcomes], indent=2))
-    text = f"# Fault scenarios under load\n\n`{command}`\n\n```\n{render(outcomes)}\n```\n\n{LEGEND}\n"
+    earlier: dict[str, Any] = {"commands": [], "outcomes": []}
+    if stem.with_suffix(".json").exists():
+        earlier = json.loads(stem.with_suffix(".json").read_text())
+    by_name = {o["scenario"]: _outcome(o) for o in earlier["outcomes"]} | {o.scenario: o for o in outcomes}
+    merged = sorted(by_name.values(), key=lambda o: order.index(o.scenario) if o.scenario in order else len(order))
+    commands = [*earlier["commands"], command]
+    record = {"commands": commands, "outcomes": [asdict(o) for o in merged]}
+    stem.with_suffix(".json").write_text(json.dumps(record, indent=2))
+    runs = "\n".join(f"    {c}" for c in commands)
+    text = f"# Fault scenarios under load\n\nRuns of the day:\n\n{runs}\n\n```\n{render(merged)}\n```\n\n{LEGEND}\n"
     stem.with_suffix(".md").write_text(text)
     return stem.with_suffix(".md")
 
@@ -390,13 +406,16 @@ def main(argv: list[str] | None = None) -> int:
     except ChaosError as error:
         print(f"chaos: the lab is not healthy before the first fault: {error}", file=sys.stderr)
         return 2
-    outcomes = [
-        run_scenario(s, targets, args.inventory, results, args.rate, args.before_s, args.after_s) for s in chosen
-    ]
+    outcomes = []
+    for scenario in chosen:
+        outcomes.append(
+            run_scenario(scenario, targets, args.inventory, results, args.rate, args.before_s, args.after_s)
+        )
+        print(render(outcomes[-1:]).splitlines()[-1], flush=True)  # its row, as soon as it is known
     print(render(outcomes))
     print(LEGEND)
     command = "./lab chaos " + " ".join(argv if argv is not None else sys.argv[1:])
-    print(f"Saved {save(outcomes, args.results, command.strip())}")
+    print(f"Saved {save(outcomes, args.results, command.strip(), list(known))}")
     return 0 if all(o.passed for o in outcomes) else 1
 
 

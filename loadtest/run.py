@@ -93,15 +93,22 @@ def read_acked(directory: Path) -> list[str]:
     return [line.strip() for path in sorted(directory.glob("acked-*.txt")) for line in path.open() if line.strip()]
 
 
-def locust_command(
+@dataclass(frozen=True)
+class Load:
+    """What Locust offers: `rate` checkout operations/s for `hold_s` s after a `ramp_s` ramp."""
+
+    rate: float
+    hold_s: float
+    ramp_s: float = RAMP_S
+    ops_per_user: float = OPS_PER_USER
+    processes: int = 1
+
+
+def headless_command(
     targets: Targets,
     directory: Path,
+    load: Load,
     *,
-    rate: float,
-    hold_s: float,
-    ramp_s: float = RAMP_S,
-    ops_per_user: float = OPS_PER_USER,
-    processes: int = 1,
     prefix: str = "locust",
     ops_log: Path | None = None,
     stop_file: Path | None = None,
@@ -110,8 +117,8 @@ def locust_command(
     command = [
         sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless",
         "--host", targets.any_api(), "--branch-hosts", targets.branch_hosts_arg(),
-        "--checkout-rate", str(rate), "--hold-s", str(hold_s), "--ramp-s", str(ramp_s),
-        "--ops-per-user", str(ops_per_user),
+        "--checkout-rate", str(load.rate), "--hold-s", str(load.hold_s), "--ramp-s", str(load.ramp_s),
+        "--ops-per-user", str(load.ops_per_user),
         "--csv", str(directory / prefix), "--html", str(directory / f"{prefix.replace('locust', 'report')}.html"),
         "--acked-dir", str(directory / "acked"),
         # Let every till finish the checkout it is in: a request cut off after the API
@@ -122,8 +129,8 @@ def locust_command(
         command += ["--ops-log", str(ops_log)]
     if stop_file is not None:
         command += ["--stop-file", str(stop_file)]
-    if processes > 1:
-        command += ["--processes", str(processes)]
+    if load.processes > 1:
+        command += ["--processes", str(load.processes)]
     return command
 
 
@@ -131,23 +138,11 @@ def locust_environment() -> dict[str, str]:
     return {**os.environ, "CHECKOUT_SHAPE": "steady", "PYTHONPATH": str(REPO)}
 
 
-def run_locust(
-    targets: Targets,
-    *,
-    label: str,
-    rate: float,
-    hold_s: float,
-    ramp_s: float = RAMP_S,
-    ops_per_user: float = OPS_PER_USER,
-    processes: int = 1,
-    results: Path = RESULTS,
-) -> RunResult:
+def run_locust(targets: Targets, load: Load, *, label: str, results: Path = RESULTS) -> RunResult:
     started = datetime.now(UTC)
     directory = results / f"{started:%Y%m%dT%H%M%SZ}-{label}"
     directory.mkdir(parents=True, exist_ok=True)
-    command = locust_command(
-        targets, directory, rate=rate, hold_s=hold_s, ramp_s=ramp_s, ops_per_user=ops_per_user, processes=processes
-    )
+    command = headless_command(targets, directory, load)
     with (directory / "locust.log").open("w") as log:
         exit_code = subprocess.run(
             command, cwd=REPO, env=locust_environment(), stdout=log, stderr=subprocess.STDOUT

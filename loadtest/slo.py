@@ -16,7 +16,9 @@ import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from loadtest.run import RunResult, run_locust
+from checkout.errors import DependencyUnavailable
+
+from loadtest.run import Load, RunResult, run_locust
 from loadtest.targets import LAB_INVENTORY, InventoryError, Targets, from_inventory
 from loadtest.verify import StoredSales, seconds_to_zero_lag, stored_sales
 
@@ -140,9 +142,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         targets = from_inventory(args.inventory)
         print(f"Offering {args.rate:g} checkouts/s for {args.hold_s:g} s to {targets.branch_hosts_arg()}", flush=True)
-        result = run_locust(targets, label="slo", rate=args.rate, hold_s=args.hold_s, processes=args.processes)
+        result = run_locust(targets, Load(args.rate, args.hold_s, processes=args.processes), label="slo")
         checks, _ = evaluate(slo, result, targets)
-    except (InventoryError, RuntimeError) as error:
+    except (InventoryError, RuntimeError, DependencyUnavailable) as error:
         print(f"SLO run failed: {error}", file=sys.stderr)
         return 2
     print(render(result, checks, args.gate))

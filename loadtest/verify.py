@@ -15,9 +15,9 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from cassandra.cluster import Cluster, Session
+from checkout.adapters.kafka_lag import consumer_lag
 from checkout.domain import STORE_TZ, Branch
 from checkout.events import stored_lines
-from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
 from loadtest.raw_cassandra import connect
 from loadtest.targets import Targets
@@ -30,29 +30,13 @@ KEYSPACE = "checkout"  # roles/checkout_app: checkout_app_cassandra_keyspace, th
 WINDOW_MARGIN = timedelta(seconds=60)
 
 
-def consumer_lag(bootstrap: list[str], group: str = CONSUMER_GROUP, topic: str = SALES_TOPIC) -> int:
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
-    try:
-        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
-        if not partitions:
-            raise RuntimeError(f"topic {topic} not found on {bootstrap}")
-        committed = admin.list_group_offsets({group: partitions})[group]
-        ends = consumer.end_offsets(partitions)
-        # A partition the group never committed counts from its start.
-        return sum(ends[tp] - max(committed[tp].offset if tp in committed else 0, 0) for tp in partitions)
-    finally:
-        consumer.close()
-        admin.close()
-
-
 def seconds_to_zero_lag(bootstrap: list[str], give_up_s: float = 120.0) -> float | None:
     """Seconds from now until the writer has caught up (None if it did not within give_up_s)."""
     started = time.monotonic()
-    lag = consumer_lag(bootstrap)
+    lag = consumer_lag(bootstrap, CONSUMER_GROUP, SALES_TOPIC)
     while lag > 0 and time.monotonic() - started < give_up_s:
         time.sleep(0.25)
-        lag = consumer_lag(bootstrap)
+        lag = consumer_lag(bootstrap, CONSUMER_GROUP, SALES_TOPIC)
     return time.monotonic() - started if lag == 0 else None
 
 

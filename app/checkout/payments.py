@@ -45,6 +45,15 @@ class ChargeResult:
     replayed: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class ApprovedCharge:
+    """A line of the acquirer's report of approved charges (checkout.reconcile reads it)."""
+
+    key: str
+    reference: str  # the invoice id the checkout gave the charge
+    decided_at: datetime  # the approval time, which is the sale's time
+
+
 class PaymentTimeout(Exception):
     """The gateway did not answer in time; whether it charged is unknown to the caller."""
 

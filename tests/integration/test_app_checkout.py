@@ -17,7 +17,7 @@ from checkout.events import line_rows, stored_lines
 from checkout.idempotency import invoice_id_for
 
 from .conftest import FIGURES
-from .lab import SALE_WHERE, Inventory, Reply, SaleKey, http
+from .lab import SALE_WHERE, Inventory, Reply, SaleKey, http, ssh
 
 VISIBLE_WITHIN_S = 20.0
 
@@ -207,3 +207,31 @@ def test_one_key_sent_to_two_api_nodes_at_once_is_one_charge_and_one_sale(
     assert charge.status == 200, f"gateway GET /v1/charges/{key}: HTTP {charge.status} {charge.body}"
     assert charge.body["charge_id"] == a.body["charge_id"], charge.body
     FIGURES["one key on app-a and app-b at once: status, charge"] = f"{a.status}/{b.status}, {a.body['charge_id']}"
+
+
+def test_the_reconciler_voids_a_charge_without_a_sale_and_keeps_the_sold_one(
+    lab: Inventory, dc_sessions: dict[str, Any]
+) -> None:
+    """A charge approved for a checkout whose sale never came (the till gave up while Kafka
+    could not confirm it) is voided by checkout-reconcile; a sold checkout's is kept."""
+    host, _, port = lab.gateway_url().removeprefix("http://").partition(":")
+    orphan = str(uuid.uuid4())
+    charged = http(host, "POST", "/v1/charges", port=int(port), json_body={
+        "key": orphan, "fingerprint": "reconcile-test", "amount": "1.00", "method": "Cash",
+        "reference": invoice_id_for(orphan),
+    })  # fmt: skip
+    assert charged.status == 200 and charged.body["outcome"] == "approved", charged.body
+    api = lab.address(lab.app_host_of("Yangon"))
+    sold_key, _, sold = _checkout(api, lab.branch_of("Yangon"))
+    assert sold.status == 201, sold.body
+    for session in dc_sessions.values():
+        assert _wait_for_sale(session, SaleKey.of(sold.body), 2)[0] is not None
+    # The last three minutes, however young: only this test's charges and its neighbours'.
+    command = "checkout-reconcile --older-than-min 0 --since-h 0.05 --void"
+    done = ssh(api, command, timeout_s=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"voided: {orphan}" in done.stdout, done.stdout
+    assert sold_key not in done.stdout, done.stdout
+    assert lab.gateway_charge(orphan).status == 404
+    assert lab.gateway_charge(sold_key).status == 200
+    FIGURES["checkout-reconcile, last 3 minutes"] = done.stdout.splitlines()[0]

@@ -113,3 +113,19 @@ def test_an_audit_passes_only_when_nothing_is_lost_or_doubled() -> None:
     assert not chaos.Audit(10, 9, 1, 0, 0, 0, 9, 0, 10, 0).passed
     assert not chaos.Audit(10, 10, 0, 0, 0, 0, 9, 1, 10, 0).passed
     assert not chaos.Audit(10, 10, 0, 0, 0, 0, 10, 0, 11, 1).passed
+
+
+def test_the_days_file_keeps_the_latest_run_of_every_scenario(tmp_path: Path) -> None:
+    def outcome(name: str, letter: str, ops: int) -> chaos.Outcome:
+        audit = chaos.Audit(ops, ops, 0, 0, 0, 0, ops, 0, ops, 0)
+        return chaos.Outcome(name, letter, "", 10, 9.5, ops, 0, 1.0, 1.0, 100, 60, 30, 5, audit)
+
+    order = ["cassandra-kill", "kafka-leader", "gateway-down"]
+    chaos.save([outcome("cassandra-kill", "a", 10), outcome("kafka-leader", "d", 20)], tmp_path, "first", order)
+    saved = chaos.save([outcome("gateway-down", "g", 5), outcome("kafka-leader", "d", 30)], tmp_path, "second", order)
+    record = json.loads(saved.with_suffix(".json").read_text())
+    assert record["commands"] == ["first", "second"]
+    assert [(o["scenario"], o["fault_ops"]) for o in record["outcomes"]] == [
+        ("cassandra-kill", 10), ("kafka-leader", 30), ("gateway-down", 5)
+    ]  # fmt: skip
+    assert "(d) kafka-leader" in saved.read_text()

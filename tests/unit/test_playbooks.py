@@ -7,7 +7,12 @@ import pytest
 from tests.conftest import LAB_INVENTORY, PRODUCTION_INVENTORY, ROOT, group_hosts, run
 
 INVENTORIES = [LAB_INVENTORY, PRODUCTION_INVENTORY]
-PLAYBOOKS = [ROOT / "site.yml", *sorted((ROOT / "playbooks").glob("*.yml"))]
+CHAOS = ROOT / "playbooks" / "chaos"
+PLAYBOOKS = [
+    ROOT / "site.yml",
+    *sorted((ROOT / "playbooks").glob("*.yml")),
+    *sorted(p for p in CHAOS.glob("*.yml") if p.name != "services.yml"),  # services.yml: their vars
+]
 
 
 @pytest.mark.parametrize("inventory", INVENTORIES, ids=lambda p: p.parent.name)
@@ -27,3 +32,15 @@ def test_production_has_three_cassandra_nodes_per_region() -> None:
     for region in ("yangon", "mandalay", "naypyitaw"):
         nodes = set(group_hosts("cassandra", PRODUCTION_INVENTORY)) & set(group_hosts(region, PRODUCTION_INVENTORY))
         assert len(nodes) == 3, (region, nodes)
+
+
+@pytest.mark.parametrize("playbook", ["kill.yml", "stop.yml"])
+@pytest.mark.parametrize(
+    "extra", [["-e", "chaos_service=sshd", "-e", "chaos_hosts=app-a"], ["-e", "chaos_service=kafka"]], ids=str
+)
+def test_a_fault_refuses_an_unknown_service_or_no_hosts_before_touching_any(playbook, extra) -> None:
+    # The check is the first play, on the controller: no lab is needed, and none is touched.
+    result = run(["ansible-playbook", "-i", str(LAB_INVENTORY), str(CHAOS / playbook), *extra])
+    assert result.returncode == 2, result.stdout[-2000:]
+    assert "Pass -e chaos_service=NAME" in result.stdout
+    assert "app-a" not in result.stdout.split("PLAY RECAP")[-1]

@@ -16,6 +16,7 @@ import httpx
 
 from checkout.errors import DependencyUnavailable
 from checkout.payments import (
+    ApprovedCharge,
     ChargeConflict,
     ChargeOutcome,
     ChargeRequest,
@@ -112,6 +113,26 @@ class HttpPaymentGateway:
     async def void(self, key: str) -> None:
         response = await self._post(self._path(key, "/void"))
         response.raise_for_status()
+
+    async def approved_before(
+        self, before: datetime, limit: int, after: ApprovedCharge | None = None
+    ) -> list[ApprovedCharge]:
+        """The gateway's approved charges decided before `before`, oldest first, the page
+        after the charge `after`."""
+        params: dict[str, str | int] = {"approved_before": before.isoformat(), "limit": limit}
+        if after is not None:
+            params |= {"after": after.decided_at.isoformat(), "after_key": after.key}
+        try:
+            response = await self._client.get("/v1/charges", params=params)
+        except httpx.TransportError as error:
+            raise DependencyUnavailable(
+                f"payment gateway {self.base_url} gave no answer ({type(error).__name__})"
+            ) from error
+        response.raise_for_status()
+        return [
+            ApprovedCharge(c["key"], c["reference"], datetime.fromisoformat(c["decided_at"]))
+            for c in response.json()["charges"]
+        ]
 
     def ready(self) -> None:
         """Raise DependencyUnavailable while the last call found the gateway unreachable."""

@@ -42,6 +42,13 @@ class ChargeLedger(Protocol):
 
     async def void(self, key: str) -> None: ...
 
+    async def approved_before(
+        self, before: datetime, limit: int, after: tuple[datetime, str] | None = None
+    ) -> list[StoredCharge]:
+        """Approved charges decided before `before` (and after the (time, key) cursor
+        `after`, for the next page), oldest first: the reconciler's report."""
+        ...
+
 
 class MemoryChargeLedger:
     """One process's charges; bounded like a real gateway's idempotency window, so a long
@@ -62,6 +69,21 @@ class MemoryChargeLedger:
 
     async def void(self, key: str) -> None:
         self.charges.pop(key, None)
+
+    async def approved_before(
+        self, before: datetime, limit: int, after: tuple[datetime, str] | None = None
+    ) -> list[StoredCharge]:
+        approved = sorted(
+            (
+                c
+                for c in self.charges.values()
+                if c.result.outcome is ChargeOutcome.APPROVED
+                and c.result.decided_at < before
+                and (after is None or (c.result.decided_at, c.request.key) > after)
+            ),
+            key=lambda c: (c.result.decided_at, c.request.key),
+        )
+        return approved[:limit]
 
 
 def iso_millis(moment: datetime) -> str:
@@ -154,6 +176,19 @@ class SqliteChargeLedger:
         with self._lock:
             self._db.execute("DELETE FROM charges WHERE key = ?", (key,))
 
+    def _approved_before(
+        self, before: datetime, limit: int, after: tuple[datetime, str] | None
+    ) -> list[StoredCharge]:
+        since, key = (iso_millis(after[0]), after[1]) if after else ("", "")
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT {_COLUMNS} FROM charges WHERE outcome = ? AND decided_at < ?"
+                " AND (decided_at > ? OR (decided_at = ? AND key > ?))"
+                " ORDER BY decided_at, key LIMIT ?",
+                (ChargeOutcome.APPROVED.value, iso_millis(before), since, since, key, limit),
+            ).fetchall()
+        return [_stored(row) for row in rows]
+
     def _purge(self, now: datetime) -> int:
         cutoff = iso_millis(now - self._retention)
         with self._lock:
@@ -174,6 +209,11 @@ class SqliteChargeLedger:
 
     async def void(self, key: str) -> None:
         await asyncio.to_thread(self._void, key)
+
+    async def approved_before(
+        self, before: datetime, limit: int, after: tuple[datetime, str] | None = None
+    ) -> list[StoredCharge]:
+        return await asyncio.to_thread(self._approved_before, before, limit, after)
 
     async def purge(self, now: datetime | None = None) -> int:
         """Forget charges older than the idempotency window (24 h); returns how many."""

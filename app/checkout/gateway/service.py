@@ -3,6 +3,8 @@
     POST /v1/charges              charge once per idempotency key (replays answer the first)
     POST /v1/charges/{key}/void   cancel what the key charged; a later charge with it is new
     GET  /v1/charges/{key}        the stored charge, or 404
+    GET  /v1/charges?approved_before=T[&after=T0&after_key=K]&limit=N
+                                  approved charges before T, oldest first, by pages
     GET  /healthz                 200 while the ledger answers
     GET  /metrics                 Prometheus metrics
 
@@ -20,7 +22,7 @@ from decimal import Decimal
 from typing import Annotated, Literal
 
 import uvicorn
-from fastapi import FastAPI, HTTPException, Request, status
+from fastapi import FastAPI, HTTPException, Query, Request, status
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -29,7 +31,7 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from checkout.domain import PaymentMethod
@@ -87,6 +89,10 @@ class StoredChargeOut(BaseModel):
     outcome: Literal["approved", "declined"]
     decided_at: str
     reason: str | None
+
+
+class ChargeList(BaseModel):
+    charges: list[StoredChargeOut]
 
 
 class VoidOut(BaseModel):
@@ -242,6 +248,22 @@ def create_app(settings: GatewaySettings, *, sleep: Sleep = asyncio.sleep) -> Fa
         metrics.voids.inc()
         await gateway.void(key)
         return VoidOut(key=key, voided=True)
+
+    @app.get("/v1/charges")
+    async def approved(
+        approved_before: Annotated[
+            AwareDatetime, Query(description="Approved charges decided before this instant.")
+        ],
+        after: Annotated[
+            AwareDatetime | None, Query(description="The next page: decided at or after this.")
+        ] = None,
+        after_key: Annotated[str, Query(max_length=255, description="...and past this key.")] = "",
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> ChargeList:
+        """The acquirer's report the reconciler reads: approved charges, oldest first."""
+        cursor = (after, after_key) if after else None
+        charges = await ledger.approved_before(approved_before, limit, cursor)
+        return ChargeList(charges=[_charge_out(c) for c in charges])
 
     @app.get("/v1/charges/{key:path}", responses={404: {"model": Detail}})
     async def lookup(key: Key) -> StoredChargeOut:

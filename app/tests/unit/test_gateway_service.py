@@ -12,7 +12,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -281,3 +281,36 @@ def test_an_unreachable_gateway_is_a_payment_timeout_and_not_ready() -> None:
         await client.aclose()
 
     asyncio.run(scenario())
+
+
+def test_the_report_lists_approved_charges_before_a_time_oldest_first(ledger_path: Path) -> None:
+    with TestClient(create_app(settings(ledger_path))) as client:
+        for key in ("r1", "r2", "r3"):
+            assert client.post("/v1/charges", json=body(key)).status_code == 200
+        late = "2999-01-01T00:00:00+00:00"
+        listed = client.get("/v1/charges", params={"approved_before": late, "limit": 2}).json()
+        assert [c["key"] for c in listed["charges"]] == ["r1", "r2"]
+        assert listed["charges"][0]["reference"] == "inv-r1"
+        early = client.get("/v1/charges", params={"approved_before": "2000-01-01T00:00:00+00:00"})
+        assert early.json() == {"charges": []}
+        # A time without its UTC offset is ambiguous: refused, like any bad query.
+        naive = client.get("/v1/charges", params={"approved_before": "2999-01-01T00:00:00"})
+        assert naive.status_code == 422
+        assert (
+            client.get("/v1/charges", params={"approved_before": late, "limit": 0}).status_code
+            == 422
+        )
+
+
+def test_the_client_reads_the_report(ledger_path: Path) -> None:
+    app = create_app(settings(ledger_path))
+    client = over_asgi(app)
+
+    async def scenario() -> None:
+        await client.charge(request())
+        report = await client.approved_before(datetime.now(UTC) + timedelta(minutes=1), 10)
+        assert [(c.key, c.reference) for c in report] == [("k", "inv-k")]
+        await client.aclose()
+
+    asyncio.run(scenario())
+    app.state.ledger.close()

@@ -1,18 +1,21 @@
-"""The consumer's writes: one row per sale in the shared keyspace, and the day index."""
+"""The consumer's writes: one row per sale in the shared keyspace, and the day index; and
+the reconciler's lookup of a sale by invoice and time."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 from collections.abc import Callable, Coroutine, Sequence
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from cassandra.query import PreparedStatement
 
 from checkout.adapters.cassandra.session import Cassandra, insert_cql
 from checkout.cql import SALES_TTL_SECONDS
+from checkout.domain import Branch
 from checkout.events import SALE_COLUMNS, SaleEvent, sale_row
+from checkout.inventory import store_day
 
 # How long the writer trusts that it wrote a (branch, day) into the day index: the row
 # changes once a day per branch, so it is rewritten hourly, not with every sale. That
@@ -63,3 +66,26 @@ class CassandraSaleWriter:
         await asyncio.gather(*writes)
         # Only once they are stored: a failed batch is written again, day index included.
         self._days_written.update(dict.fromkeys(stale, now))
+
+
+class CassandraSaleFinder:
+    """Whether a sale is stored, by its invoice id and sale time (checkout.reconcile)."""
+
+    def __init__(self, db: Cassandra) -> None:
+        self._db = db
+        self._find = db.prepare(
+            "SELECT invoice_id FROM sales"
+            " WHERE branch = ? AND day = ? AND sold_at = ? AND invoice_id = ?"
+        )
+
+    async def stored(self, invoice_id: str, sold_at: datetime) -> bool:
+        """Looked up in every branch's day partition: a charge does not name its branch."""
+        found = await asyncio.gather(
+            *(
+                self._db.execute(
+                    self._find, (branch.value, store_day(sold_at), sold_at, invoice_id)
+                )
+                for branch in Branch
+            )
+        )
+        return any(found)
