@@ -109,7 +109,7 @@ async def _run(args: argparse.Namespace) -> Reconciled:
     try:
         return await reconcile(
             gateway,
-            CassandraSaleFinder(db),
+            CassandraSaleFinder(db, settings.cassandra_keyspace),
             older_than=timedelta(minutes=args.older_than_min),
             since=timedelta(hours=args.since_h),
             void=args.void,

@@ -71,10 +71,10 @@ class CassandraSaleWriter:
 class CassandraSaleFinder:
     """Whether a sale is stored, by its invoice id and sale time (checkout.reconcile)."""
 
-    def __init__(self, db: Cassandra) -> None:
+    def __init__(self, db: Cassandra, keyspace: str) -> None:
         self._db = db
         self._find = db.prepare(
-            "SELECT invoice_id FROM sales"
+            f"SELECT invoice_id FROM {keyspace}.sales"
             " WHERE branch = ? AND day = ? AND sold_at = ? AND invoice_id = ?"
         )
 
