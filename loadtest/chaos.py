@@ -53,7 +53,7 @@ from loadtest.pacing import RAMP_S
 from loadtest.raw_cassandra import connect
 from loadtest.run import RESULTS, Load, headless_command, locust_environment
 from loadtest.targets import LAB_INVENTORY, REPO, InventoryError, Targets, from_inventory
-from loadtest.verify import KEYSPACE, audit, seconds_to_zero_lag, window_rows
+from loadtest.verify import KEYSPACE, audit, rows_by_dc, seconds_to_zero_lag
 
 PLAYBOOKS = REPO / "playbooks" / "chaos"
 HEAL = PLAYBOOKS / "heal.yml"
@@ -231,24 +231,17 @@ def audit_run(targets: Targets, ops: list[Op], keys: set[str], timeline: Timelin
     start = datetime.fromtimestamp(timeline.load_start - RAMP_S, UTC)
     end = datetime.fromtimestamp(timeline.load_end, UTC)
     acked = [op.invoice for op in ops if op.result == "sold"]
-    rows_by_dc: dict[str, list[dict[str, Any]]] = {}
-    for dc, addresses in targets.cassandra_by_dc.items():
-        cluster = connect(dc, addresses, "LOCAL_QUORUM")
-        try:
-            rows_by_dc[dc] = window_rows(cluster.connect(), start, end)
-        finally:
-            cluster.shutdown()
-    stored = audit(acked, rows_by_dc, start, end)
+    by_dc = rows_by_dc(targets, start, end)
+    stored = audit(acked, by_dc, start, end)
     # A sale stored for one of the run's keys whose answer never reached the till (the till
     # was killed, or gave up): the platform kept it; the till would retry with its key.
     by_invoice = {invoice_id_for(key): key for key in keys}
     unanswered = [invoice for invoice in stored.unexpected if invoice in by_invoice]
-    run_sales = [
-        row for row in next(iter(rows_by_dc.values()), []) if row["invoice_id"] in set(acked) | set(unanswered)
-    ]
+    run_invoices = set(acked) | set(unanswered)
+    run_sales = [row for row in next(iter(by_dc.values()), []) if row["invoice_id"] in run_invoices]
     stock_ok, stock_wrong = stock_check(targets, run_sales)
     approved = approved_keys(targets.gateway, keys)
-    stored_invoices = {row["invoice_id"] for rows in rows_by_dc.values() for row in rows}
+    stored_invoices = {row["invoice_id"] for rows in by_dc.values() for row in rows}
     return Audit(
         acked=stored.acked,
         stored_once=stored.found,

@@ -117,14 +117,19 @@ def window_rows(session: Session, start: datetime, end: datetime) -> list[dict[s
     ]
 
 
-def stored_sales(targets: Targets, acked: list[str], start: datetime, end: datetime) -> StoredSales:
-    """Every DC's copy, each read at LOCAL_QUORUM in that DC: the rows were written at
-    LOCAL_QUORUM in the sale's region and must have reached the others too."""
-    rows_by_dc: dict[str, list[dict[str, Any]]] = {}
+def rows_by_dc(targets: Targets, start: datetime, end: datetime) -> dict[str, list[dict[str, Any]]]:
+    """Every DC's copy of the window's `sales` rows, each read at LOCAL_QUORUM in that DC."""
+    rows: dict[str, list[dict[str, Any]]] = {}
     for dc, addresses in targets.cassandra_by_dc.items():
         cluster: Cluster = connect(dc, addresses, "LOCAL_QUORUM")
         try:
-            rows_by_dc[dc] = window_rows(cluster.connect(), start, end)
+            rows[dc] = window_rows(cluster.connect(), start, end)
         finally:
             cluster.shutdown()
-    return audit(acked, rows_by_dc, start, end)
+    return rows
+
+
+def stored_sales(targets: Targets, acked: list[str], start: datetime, end: datetime) -> StoredSales:
+    """Every DC's copy: the rows were written at LOCAL_QUORUM in the sale's region and must
+    have reached the others too."""
+    return audit(acked, rows_by_dc(targets, start, end), start, end)
