@@ -3,6 +3,7 @@ checkouts, heals it, and judges what the tills saw and what the platform kept.
 
     ./lab chaos [--scenario NAME ...] [--rate 50] [--before-s 45] [--after-s 60]
     ./lab chaos --list
+    ./lab chaos --scenario cassandra-kill --write-level ALL   (the services at ALL, no fallback)
 
 For each scenario (loadtest.chaos_scenarios), Locust runs the steady shape and logs every
 operation as it ends (--ops-log). After `before` seconds the scenario's playbook under
@@ -21,6 +22,10 @@ whenever a scenario fails, so the lab is never left broken. Then the run is judg
   in every DC; each sale's stock movements applied once (one row per product, the sold
   quantity); every approved charge of the run's Idempotency-Keys has its stored sale.
 
+With --write-level LEVEL, playbooks/app.yml first redeploys the API and the consumer at
+that Cassandra consistency level with the fallback off, so the level is what every
+statement really gets; the scenario rows are named scenario@LEVEL; and app.yml runs again
+at the end, with the inventory's own levels, whatever happened.
 Prints a table, writes it with every figure to <results>/<date>-chaos.md and .json, and
 exits 1 when an audit fails (2 when a run could not be made).
 """
@@ -37,7 +42,7 @@ import urllib.request
 from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -50,6 +55,7 @@ from checkout.idempotency import invoice_id_for
 
 from loadtest.chaos_scenarios import Op, Scenario, parse_ops, recovery_s, scenarios, window
 from loadtest.pacing import RAMP_S
+from loadtest.quorum import WRITE_LEVELS
 from loadtest.raw_cassandra import connect
 from loadtest.run import RESULTS, Load, headless_command, locust_environment
 from loadtest.targets import LAB_INVENTORY, REPO, InventoryError, Targets, from_inventory
@@ -57,6 +63,7 @@ from loadtest.verify import KEYSPACE, audit, rows_by_dc, seconds_to_zero_lag
 
 PLAYBOOKS = REPO / "playbooks" / "chaos"
 HEAL = PLAYBOOKS / "heal.yml"
+APP = REPO / "playbooks" / "app.yml"
 COMMITTED_RESULTS = REPO / "loadtest" / "results"
 # heal.yml takes about 30 s on a quiet lab and 2 minutes under load while nodes start; the
 # load runs until `after` seconds past it, and never longer than this past the fault.
@@ -87,6 +94,21 @@ def healed(inventory: Path, log: Path) -> Iterator[None]:
         yield
     finally:
         play(inventory, HEAL, {}, log)
+
+
+@contextmanager
+def service_level(inventory: Path, level: str | None, log: Path) -> Iterator[None]:
+    """The API and consumer at Cassandra level `level`, no fallback, inside; the
+    inventory's levels again after, whatever happened (no-op for None)."""
+    if level is None:
+        yield
+        return
+    try:
+        extra = {"checkout_app_cassandra_consistency": level, "checkout_app_cassandra_fallback_consistency": ""}
+        play(inventory, APP, extra, log)
+        yield
+    finally:
+        play(inventory, APP, {}, log)
 
 
 def start_locust(
@@ -357,7 +379,12 @@ def save(outcomes: list[Outcome], results: Path, command: str, order: list[str])
     if stem.with_suffix(".json").exists():
         earlier = json.loads(stem.with_suffix(".json").read_text())
     by_name = {o["scenario"]: _outcome(o) for o in earlier["outcomes"]} | {o.scenario: o for o in outcomes}
-    merged = sorted(by_name.values(), key=lambda o: order.index(o.scenario) if o.scenario in order else len(order))
+
+    def place(o: Outcome) -> tuple[int, str]:  # scenario@LEVEL rows after their scenario's
+        base = o.scenario.split("@")[0]
+        return (order.index(base) if base in order else len(order), o.scenario)
+
+    merged = sorted(by_name.values(), key=place)
     commands = [*earlier["commands"], command]
     record = {"commands": commands, "outcomes": [asdict(o) for o in merged]}
     stem.with_suffix(".json").write_text(json.dumps(record, indent=2))
@@ -376,6 +403,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--before-s", type=float, default=45.0, help="seconds of load before the fault")
     parser.add_argument("--after-s", type=float, default=60.0, help="seconds of load after the heal")
     parser.add_argument("--results", type=Path, default=COMMITTED_RESULTS, help="where the dated results go")
+    parser.add_argument(
+        "--write-level",
+        choices=WRITE_LEVELS,
+        help="redeploy the services at this Cassandra consistency level, fallback off, for these scenarios",
+    )
     args = parser.parse_args(argv)
     if args.rate <= 0 or args.before_s < 10 or args.after_s < 20:
         parser.error("--rate must be > 0, --before-s >= 10 and --after-s >= 20 (baseline and recovery need them)")
@@ -399,12 +431,20 @@ def main(argv: list[str] | None = None) -> int:
     except ChaosError as error:
         print(f"chaos: the lab is not healthy before the first fault: {error}", file=sys.stderr)
         return 2
+    if args.write_level:
+        chosen = [replace(s, name=f"{s.name}@{args.write_level}") for s in chosen]
     outcomes = []
-    for scenario in chosen:
-        outcomes.append(
-            run_scenario(scenario, targets, args.inventory, results, args.rate, args.before_s, args.after_s)
-        )
-        print(render(outcomes[-1:]).splitlines()[-1], flush=True)  # its row, as soon as it is known
+    try:
+        with service_level(args.inventory, args.write_level, results / "service-level.log"):
+            for scenario in chosen:
+                outcomes.append(
+                    run_scenario(scenario, targets, args.inventory, results, args.rate, args.before_s, args.after_s)
+                )
+                print(render(outcomes[-1:]).splitlines()[-1], flush=True)  # its row, as soon as it is known
+    except ChaosError as error:
+        print(f"chaos: {error}", file=sys.stderr)
+        if not outcomes:
+            return 2
     print(render(outcomes))
     print(LEGEND)
     command = "./lab chaos " + " ".join(argv if argv is not None else sys.argv[1:])

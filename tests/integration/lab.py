@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import http.client as httplib
 import json
+import re
 import socket
 import subprocess
 import time
@@ -279,3 +280,30 @@ def alert_receiver() -> AlertReceiver | None:
     if not settings.get("prometheus_alert_receiver_enabled"):
         return None
     return AlertReceiver(f"http://{address(monitor)}:{settings['prometheus_alert_receiver_port']}")
+
+
+def status_line(peer: str, address: str) -> str | None:
+    """The line of `address` in `nodetool status` run on `peer`, if it has one."""
+    result = ssh(peer, "nodetool status", timeout_s=60)
+    for line in result.stdout.splitlines():
+        match = re.match(r"^[UD][NLJM]\s+(\S+)\s", line)
+        if match and match.group(1) == address:
+            return line
+    return None
+
+
+def status_of(peer: str, address: str) -> str | None:
+    """Two-letter state of `address` in `nodetool status` run on `peer` (UN, DN...)."""
+    line = status_line(peer, address)
+    return None if line is None else line[:2]
+
+
+def wait_status(peer: str, address: str, wanted: str, within_s: float) -> float:
+    started = time.perf_counter()
+    while True:
+        state = status_of(peer, address)
+        if state == wanted:
+            return time.perf_counter() - started
+        if time.perf_counter() - started > within_s:
+            raise AssertionError(f"{address} is {state} on {peer}'s nodetool status, not {wanted}")
+        time.sleep(1)

@@ -52,6 +52,9 @@ from .lab import (
     metric_samples,
     port_open,
     ssh,
+    status_line,
+    status_of,
+    wait_status,
 )
 
 DOWN_NODE = "cass-a2"
@@ -84,7 +87,7 @@ class Outage:
         if self.back:
             return
         ssh(self.down, "systemctl start cassandra", timeout_s=120)
-        waited = _wait_status(self.peer, self.down, "UN", BACK_WITHIN_S)
+        waited = wait_status(self.peer, self.down, "UN", BACK_WITHIN_S)
         deadline = time.perf_counter() + 60
         while not port_open(self.down, CQL_PORT) and time.perf_counter() < deadline:
             time.sleep(1)
@@ -95,40 +98,13 @@ class Outage:
         )
 
 
-def _status_line(peer: str, address: str) -> str | None:
-    """The line of `address` in `nodetool status` run on `peer`, if it has one."""
-    result = ssh(peer, "nodetool status", timeout_s=60)
-    for line in result.stdout.splitlines():
-        match = re.match(r"^[UD][NLJM]\s+(\S+)\s", line)
-        if match and match.group(1) == address:
-            return line
-    return None
-
-
-def _status_of(peer: str, address: str) -> str | None:
-    """Two-letter state of `address` in `nodetool status` run on `peer` (UN, DN...)."""
-    line = _status_line(peer, address)
-    return None if line is None else line[:2]
-
-
-def _wait_status(peer: str, address: str, wanted: str, within_s: float) -> float:
-    started = time.perf_counter()
-    while True:
-        state = _status_of(peer, address)
-        if state == wanted:
-            return time.perf_counter() - started
-        if time.perf_counter() - started > within_s:
-            raise AssertionError(f"{address} is {state} on {peer}'s nodetool status, not {wanted}")
-        time.sleep(1)
-
-
 @pytest.fixture(scope="module")
 def outage(lab: Inventory) -> Iterator[Outage]:
     down, peer = lab.address(DOWN_NODE), lab.address(PEER_NODE)
     others = [address for addresses in lab.cassandra_by_dc().values() for address in addresses if address != down]
     # Never take a second replica of a DC down: start only from a healthy DC.
-    _wait_status(peer, down, "UN", 30)
-    assert _status_of(peer, peer) == "UN"
+    wait_status(peer, down, "UN", 30)
+    assert status_of(peer, peer) == "UN"
     receiver = alert_receiver()
     current = Outage(down, peer, _host_id(peer, down), others, time.perf_counter())
     current.notifications_before = len(receiver.notifications()) if receiver else 0
@@ -136,7 +112,7 @@ def outage(lab: Inventory) -> Iterator[Outage]:
         stopped = ssh(down, "systemctl stop cassandra", timeout_s=120)
         assert stopped.returncode == 0, stopped.stderr
         FIGURES[f"{DOWN_NODE} seen DN by {PEER_NODE} (s after stop returned)"] = round(
-            _wait_status(peer, down, "DN", 60), 1
+            wait_status(peer, down, "DN", 60), 1
         )
         yield current
     finally:
@@ -145,7 +121,7 @@ def outage(lab: Inventory) -> Iterator[Outage]:
 
 def _host_id(peer: str, address: str) -> str:
     """The host ID `nodetool status` on `peer` shows for `address`: hint files are named by it."""
-    line = _status_line(peer, address) or ""
+    line = status_line(peer, address) or ""
     found = re.search(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", line)
     assert found, f"no host ID for {address} in {peer}'s nodetool status: {line!r}"
     return found.group(0)

@@ -91,6 +91,7 @@ def test_recovery_is_the_first_clean_window_at_the_old_rate() -> None:
         (["--scenario", "no-such"], "unknown scenario no-such"),
         (["--rate", "0"], "--rate must be > 0"),
         (["--before-s", "3"], "--before-s >= 10"),
+        (["--write-level", "TWO"], "invalid choice: 'TWO'"),
     ],
 )
 def test_bad_flags_are_refused_before_anything_runs(
@@ -122,10 +123,15 @@ def test_the_days_file_keeps_the_latest_run_of_every_scenario(tmp_path: Path) ->
 
     order = ["cassandra-kill", "kafka-leader", "gateway-down"]
     chaos.save([outcome("cassandra-kill", "a", 10), outcome("kafka-leader", "d", 20)], tmp_path, "first", order)
-    saved = chaos.save([outcome("gateway-down", "g", 5), outcome("kafka-leader", "d", 30)], tmp_path, "second", order)
+    saved = chaos.save(
+        [outcome("gateway-down", "g", 5), outcome("kafka-leader", "d", 30), outcome("cassandra-kill@ALL", "a", 7)],
+        tmp_path,
+        "second",
+        order,
+    )
     record = json.loads(saved.with_suffix(".json").read_text())
     assert record["commands"] == ["first", "second"]
     assert [(o["scenario"], o["fault_ops"]) for o in record["outcomes"]] == [
-        ("cassandra-kill", 10), ("kafka-leader", 30), ("gateway-down", 5)
+        ("cassandra-kill", 10), ("cassandra-kill@ALL", 7), ("kafka-leader", 30), ("gateway-down", 5)
     ]  # fmt: skip
     assert "(d) kafka-leader" in saved.read_text()

@@ -44,3 +44,23 @@ def test_a_fault_refuses_an_unknown_service_or_no_hosts_before_touching_any(play
     assert result.returncode == 2, result.stdout[-2000:]
     assert "Pass -e chaos_service=NAME" in result.stdout
     assert "app-a" not in result.stdout.split("PLAY RECAP")[-1]
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        ["-e", "cassandra_restore_tag=x", "-e", '{"cassandra_restore_tables": ["sales"]}'],
+        ["-e", '{"cassandra_restore_tables": ["checkout.sales"]}'],
+    ],
+    ids=["table-without-keyspace", "no-tag"],
+)
+def test_a_restore_with_bad_variables_stops_before_any_node_is_touched(extra) -> None:
+    # The check is the restore's first task, an assert: it runs on the controller, so no
+    # lab is needed, and every host fails it before a command reaches any of them.
+    result = run(
+        ["ansible-playbook", "-i", str(LAB_INVENTORY), str(ROOT / "playbooks" / "cassandra_restore.yml"), *extra]
+    )
+    assert result.returncode == 2, result.stdout[-2000:]
+    assert "Pass -e cassandra_restore_tag=TAG" in result.stdout
+    recap = result.stdout.split("PLAY RECAP")[-1]
+    assert "changed=0" in recap and "unreachable=0" in recap and "changed=1" not in recap, recap
