@@ -102,9 +102,12 @@ def statements(text: str) -> list[str]:
     return [stmt.strip() for stmt in re.split(r";\s*$", body, flags=re.M) if stmt.strip()]
 
 
-def _live_replication(session: Any, keyspace: str) -> dict[str, int] | None:
-    row = session.execute(
-        "SELECT replication FROM system_schema.keyspaces WHERE keyspace_name = %s", (keyspace,)
+def _live_replication(session: Any, keyspace: str, profile: str) -> dict[str, int] | None:
+    row = _execute(
+        session,
+        "SELECT replication FROM system_schema.keyspaces WHERE keyspace_name = %s",
+        (keyspace,),
+        profile=profile,
     ).one()
     if row is None:
         return None
@@ -148,15 +151,16 @@ def keyspaces(shared: str, replication: dict[str, int]) -> dict[str, tuple[str, 
 
 
 def _apply_keyspace(
-    session: Any, keyspace: str, replication: dict[str, int], files: list[SchemaFile]
+    session: Any, keyspace: str, replication: dict[str, int], files: list[SchemaFile], local_dc: str
 ) -> list[str]:
     done: list[str] = []
     # A keyspace of one DC is read and written in that DC (LOCAL_* levels count its
-    # replicas); the shared one from here.
+    # replicas); the shared one from here. Reads always name a read profile: the default
+    # one is the write level, and ANY (a write-only level) refuses reads.
     dc = next(iter(replication)) if len(replication) == 1 else None
-    read = None if dc is None else profile_name(dc, True, False)
+    read = profile_name(dc or local_dc, True, False)
     write = None if dc is None else profile_name(dc, False, False)
-    live = _live_replication(session, keyspace)
+    live = _live_replication(session, keyspace, read)
     for stmt in statements(files[0].text):
         _execute(session, stmt)
     if live is not None and live != replication:
@@ -240,7 +244,7 @@ def apply(settings: Settings, replication: dict[str, int]) -> list[str]:
     try:
         for keyspace, (kind, factors) in keyspaces(shared, replication).items():
             files = schema_files(keyspace, factors, kind)
-            done += _apply_keyspace(session, keyspace, factors, files)
+            done += _apply_keyspace(session, keyspace, factors, files, settings.cassandra_local_dc)
         for branch, dc in sorted(settings.branch_dcs.items()):
             if dc not in replication:
                 continue

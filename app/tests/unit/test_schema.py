@@ -1,7 +1,14 @@
 import pytest
 
 from checkout.cql import SALES_TTL_SECONDS
-from checkout.schema import keyspaces, parse_replication, replication_cql, schema_files, statements
+from checkout.schema import (
+    _apply_keyspace,
+    keyspaces,
+    parse_replication,
+    replication_cql,
+    schema_files,
+    statements,
+)
 
 REPLICATION = {"Yangon": 2, "Mandalay": 2, "Naypyitaw": 2}
 
@@ -63,3 +70,31 @@ def test_no_counters_anywhere(kind: str) -> None:
     for schema_file in schema_files("checkout", REPLICATION, kind):
         for stmt in statements(schema_file.text):
             assert " counter" not in stmt.lower()
+
+
+class _RecordingSession:
+    """Answers like an empty cluster; records the profile of every statement."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str | None]] = []
+
+    def execute(self, stmt, params=None, timeout=None, execution_profile=None):
+        self.calls.append((str(stmt), execution_profile))
+        return _Rows()
+
+
+class _Rows(list):  # type: ignore[type-arg]
+    def one(self) -> None:
+        return None
+
+
+@pytest.mark.parametrize("keyspace", ["checkout", "checkout_yangon"])
+def test_reads_name_a_read_profile_so_a_write_level_of_any_migrates(keyspace: str) -> None:
+    # The default profile carries the write level; ANY is refused for reads by the server.
+    kind, factors = keyspaces("checkout", REPLICATION)[keyspace]
+    session = _RecordingSession()
+    _apply_keyspace(session, keyspace, factors, schema_files(keyspace, factors, kind), "Mandalay")
+    reads = [(cql, profile) for cql, profile in session.calls if cql.lstrip().startswith("SELECT")]
+    assert len(reads) == 2, reads
+    home = "Yangon" if keyspace == "checkout_yangon" else "Mandalay"
+    assert all(profile == f"read@{home}" for _, profile in reads), reads
