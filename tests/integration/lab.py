@@ -24,6 +24,8 @@ from urllib.parse import quote
 import yaml
 from checkout.domain import STORE_TZ, region_keyspace
 
+from tests.conftest import run
+
 REPO = Path(__file__).resolve().parents[2]
 INVENTORY = REPO / "inventories" / "lab" / "hosts.yml"
 SSH_KEY = REPO / ".lab" / "ssh" / "id_ed25519"
@@ -307,3 +309,21 @@ def wait_status(peer: str, address: str, wanted: str, within_s: float) -> float:
         if time.perf_counter() - started > within_s:
             raise AssertionError(f"{address} is {state} on {peer}'s nodetool status, not {wanted}")
         time.sleep(1)
+
+
+def wait_back(peer: str, address: str, within_s: float) -> float:
+    """Wait until `peer` sees the restarted node `address` UN and its CQL port opens (at
+    most a minute more); the seconds until UN."""
+    waited = wait_status(peer, address, "UN", within_s)
+    deadline = time.perf_counter() + 60
+    while not port_open(address, CQL_PORT) and time.perf_counter() < deadline:
+        time.sleep(1)
+    assert port_open(address, CQL_PORT), f"{address}:{CQL_PORT} closed after the restart"
+    return waited
+
+
+def play(playbook: str, *extra: str) -> float:
+    """ansible-playbook playbooks/<playbook> against the lab inventory; its seconds."""
+    started = time.perf_counter()
+    run(["ansible-playbook", "-i", str(INVENTORY), f"playbooks/{playbook}", *extra], timeout=900, check=True)
+    return time.perf_counter() - started

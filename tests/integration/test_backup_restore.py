@@ -17,10 +17,10 @@ import pytest
 from cassandra import ConsistencyLevel
 from cassandra.query import SimpleStatement
 
-from tests.conftest import LAB_INVENTORY, ROOT, run
+from tests.conftest import ROOT
 
 from .conftest import FIGURES
-from .lab import SHARED_KEYSPACE, Inventory
+from .lab import SHARED_KEYSPACE, Inventory, play
 
 TABLE = f"{SHARED_KEYSPACE}.sales"
 BACKUPS = ROOT / ".lab" / "backups"
@@ -44,14 +44,8 @@ def _fingerprints(dc_sessions: dict[str, Any]) -> dict[str, tuple[int, str]]:
     return {dc: _fingerprint(session) for dc, session in sorted(dc_sessions.items())}
 
 
-def _playbook(name: str, *extra: str) -> float:
-    started = time.perf_counter()
-    run(["ansible-playbook", "-i", str(LAB_INVENTORY), f"playbooks/{name}", *extra], timeout=900, check=True)
-    return time.perf_counter() - started
-
-
 def _restore(tag: str) -> float:
-    return _playbook(
+    return play(
         "cassandra_restore.yml",
         "-e",
         f"cassandra_restore_tag={tag}",
@@ -68,7 +62,7 @@ def test_a_dropped_table_comes_back_from_the_backup_with_every_row(lab: Inventor
     assert len(set(before.values())) == 1, f"the DCs disagree before the backup: {counts}"
 
     tag = time.strftime("lab-test-%Y%m%dT%H%M%SZ", time.gmtime())
-    took_backup = _playbook("cassandra_backup.yml", "-e", f"cassandra_backup_tag={tag}")
+    took_backup = play("cassandra_backup.yml", "-e", f"cassandra_backup_tag={tag}")
     manifest = json.loads((BACKUPS / tag / "manifest.json").read_text())
     assert set(manifest["nodes"]) == set(lab.groups["cassandra"]), manifest
     assert (BACKUPS / tag / "schema" / f"{TABLE}.cql").is_file()

@@ -50,10 +50,10 @@ from .lab import (
     alert_receiver,
     http,
     metric_samples,
-    port_open,
     ssh,
     status_line,
     status_of,
+    wait_back,
     wait_status,
 )
 
@@ -87,11 +87,7 @@ class Outage:
         if self.back:
             return
         ssh(self.down, "systemctl start cassandra", timeout_s=120)
-        waited = wait_status(self.peer, self.down, "UN", BACK_WITHIN_S)
-        deadline = time.perf_counter() + 60
-        while not port_open(self.down, CQL_PORT) and time.perf_counter() < deadline:
-            time.sleep(1)
-        assert port_open(self.down, CQL_PORT), f"{self.down}:{CQL_PORT} closed after the restart"
+        waited = wait_back(self.peer, self.down, BACK_WITHIN_S)
         self.back, self.back_at = True, time.perf_counter()
         FIGURES[f"{DOWN_NODE} outage: down for / UN again after start (s)"] = (
             f"{time.perf_counter() - self.began:.0f} / {waited:.0f}"

@@ -19,13 +19,9 @@ from typing import Any
 
 import pytest
 from cassandra import ConsistencyLevel
-from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
-from cassandra.policies import DCAwareRoundRobinPolicy
-
-from tests.conftest import LAB_INVENTORY, run
 
 from .conftest import FIGURES
-from .lab import CQL_PORT, Inventory, port_open, ssh, wait_status
+from .lab import Inventory, play, ssh, wait_back, wait_status
 
 KEYSPACE = "repair_probe"
 DOWN_NODE = "cass-c2"
@@ -34,17 +30,6 @@ ROWS = 300
 # Cassandra's default max_hint_window (3 h), restored after the outage.
 HINT_WINDOW_MS = 10_800_000
 SHORT_WINDOW_MS = 1_000
-
-
-def _session(addresses: list[str], dc: str) -> tuple[Cluster, Any]:
-    profile = ExecutionProfile(
-        load_balancing_policy=DCAwareRoundRobinPolicy(local_dc=dc, used_hosts_per_remote_dc=0),
-        consistency_level=ConsistencyLevel.LOCAL_ONE,
-        request_timeout=15,
-    )
-    cluster = Cluster(addresses, port=CQL_PORT, execution_profiles={EXEC_PROFILE_DEFAULT: profile},
-                      connect_timeout=15, protocol_version=5)  # fmt: skip
-    return cluster, cluster.connect()
 
 
 def _hint_window(addresses: list[str], ms: int) -> None:
@@ -61,10 +46,9 @@ def _held(session: Any, ids: list[int]) -> int:
 
 
 @pytest.fixture(scope="module")
-def probe(lab: Inventory) -> Iterator[tuple[Any, Any]]:
-    by_dc = lab.cassandra_by_dc()
-    writer_cluster, writer = _session(by_dc[WRITER_DC], WRITER_DC)
-    reader_cluster, reader = _session(by_dc[READER_DC], READER_DC)
+def probe(dc_sessions: dict[str, Any]) -> Iterator[tuple[Any, Any]]:
+    """The probe keyspace, and the sessions of its two DCs (writer, reader)."""
+    writer, reader = dc_sessions[WRITER_DC], dc_sessions[READER_DC]
     writer.execute(
         f"CREATE KEYSPACE IF NOT EXISTS {KEYSPACE} WITH replication = "
         f"{{'class': 'NetworkTopologyStrategy', '{WRITER_DC}': 1, '{READER_DC}': 1}}"
@@ -75,8 +59,6 @@ def probe(lab: Inventory) -> Iterator[tuple[Any, Any]]:
         yield writer, reader
     finally:
         writer.execute(f"DROP KEYSPACE IF EXISTS {KEYSPACE}")
-        writer_cluster.shutdown()
-        reader_cluster.shutdown()
 
 
 @pytest.mark.outside_ci
@@ -101,10 +83,7 @@ def test_a_node_down_past_the_hint_window_holds_every_row_after_the_repair(
     finally:
         _hint_window(coordinators, HINT_WINDOW_MS)
         ssh(down, "systemctl start cassandra", timeout_s=180)
-    back_s = wait_status(peer, down, "UN", 180)
-    deadline = time.perf_counter() + 60
-    while not port_open(down, CQL_PORT) and time.perf_counter() < deadline:
-        time.sleep(1)
+    back_s = wait_back(peer, down, 180)
 
     # The rows whose Naypyitaw replica is the node that was down.
     metadata = reader.cluster.metadata  # int partition keys route as 4 big-endian bytes
@@ -117,13 +96,7 @@ def test_a_node_down_past_the_hint_window_holds_every_row_after_the_repair(
     before = _held(reader, own)
     assert before < len(own), f"{DOWN_NODE} holds {before} of its {len(own)} rows before any repair: hints were kept"
 
-    started = time.perf_counter()
-    run(
-        ["ansible-playbook", "-i", str(LAB_INVENTORY), "playbooks/cassandra_repair.yml",
-         "-e", f'{{"cassandra_repair_keyspaces": ["{KEYSPACE}"]}}'],
-        timeout=900, check=True,
-    )  # fmt: skip
-    took = time.perf_counter() - started
+    took = play("cassandra_repair.yml", "-e", f'{{"cassandra_repair_keyspaces": ["{KEYSPACE}"]}}')
     after = _held(reader, own)
     FIGURES[f"repair: {DOWN_NODE}'s rows held before / after the playbook (of {len(own)})"] = f"{before} / {after}"
     FIGURES["repair: node UN again after start / repair playbook (s)"] = f"{back_s:.0f} / {took:.0f}"
