@@ -52,6 +52,7 @@ from checkout.domain import region_keyspace
 from checkout.errors import DependencyUnavailable
 from checkout.events import stored_lines
 from checkout.idempotency import invoice_id_for
+from checkout.inventory import sold_quantities
 
 from loadtest.chaos_scenarios import Op, Scenario, parse_ops, recovery_s, scenarios, window
 from loadtest.pacing import RAMP_S
@@ -213,10 +214,7 @@ def approved_keys(gateway: str | None, keys: Iterable[str]) -> set[str]:
 
 
 def _expected_moves(row: Mapping[str, Any]) -> dict[str, int]:
-    moves: dict[str, int] = {}
-    for line in stored_lines(row):
-        moves[line.product_id] = moves.get(line.product_id, 0) - line.quantity
-    return moves
+    return {product: -quantity for product, quantity in sold_quantities(stored_lines(row)).items()}
 
 
 def stock_check(targets: Targets, sales: list[dict[str, Any]]) -> tuple[int, int]:

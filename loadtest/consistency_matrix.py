@@ -31,6 +31,7 @@ from cassandra import ConsistencyLevel, DriverException
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, Session
 from cassandra.policies import FallthroughRetryPolicy, WhiteListRoundRobinPolicy
 from cassandra.query import SimpleStatement
+from checkout.stats import percentile
 
 from loadtest import quorum
 from loadtest.db_profile import derived_factors
@@ -77,20 +78,22 @@ class Cell:
 
 def percentile_ms(values: list[float], share: float) -> float:
     """The value at `share` of the sorted values, to 0.1 ms; 0 when there are none."""
-    ordered = sorted(values)
-    return round(ordered[min(len(ordered) - 1, int(share * len(ordered)))], 1) if ordered else 0.0
+    return round(percentile(values, share), 1)
 
 
-def session_on(address: str) -> tuple[Cluster, Session]:
+def session_on(
+    address: str, keyspace: str | None = None, level: int = ConsistencyLevel.LOCAL_ONE, timeout_s: float = 5
+) -> tuple[Cluster, Session]:
     """A session whose only coordinator is `address`, rethrowing every server error."""
     profile = ExecutionProfile(
         load_balancing_policy=WhiteListRoundRobinPolicy([address]),
         retry_policy=FallthroughRetryPolicy(),
-        request_timeout=5,
+        consistency_level=level,
+        request_timeout=timeout_s,
     )
     cluster = Cluster([address], port=CQL_PORT, execution_profiles={EXEC_PROFILE_DEFAULT: profile},
                       connect_timeout=15, protocol_version=5)  # fmt: skip
-    return cluster, cluster.connect()
+    return cluster, cluster.connect(keyspace)
 
 
 def measure_cell(

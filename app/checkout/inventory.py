@@ -15,13 +15,13 @@ and folding is deterministic, so two nodes folding at once write the same values
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Protocol
 
 from checkout.domain import STORE_TZ, Branch
-from checkout.events import SaleEvent
+from checkout.events import SaleEvent, SaleLine
 
 # A movement may still arrive for a store day this long after it: a checkout retried with
 # its key (kept a day) writes its movement into the day of the sale. Older days are settled.
@@ -80,13 +80,18 @@ def store_day(moment: datetime) -> date:
     return moment.astimezone(STORE_TZ).date()
 
 
-def movements_for_sale(event: SaleEvent) -> list[StockMovement]:
+def sold_quantities(lines: Iterable[SaleLine]) -> dict[str, int]:
+    """Units sold per product: a product on two lines of one invoice moves stock once."""
     quantities: dict[str, int] = {}
-    for line in event.lines:
+    for line in lines:
         quantities[line.product_id] = quantities.get(line.product_id, 0) + line.quantity
+    return quantities
+
+
+def movements_for_sale(event: SaleEvent) -> list[StockMovement]:
     return [
         StockMovement(event.branch, product_id, event.invoice_id, -quantity, event.sold_at)
-        for product_id, quantity in quantities.items()
+        for product_id, quantity in sold_quantities(event.lines).items()
     ]
 
 

@@ -20,20 +20,13 @@ import asyncio
 import json
 import sys
 import time
-from collections.abc import Sequence
 from typing import Any
 
 from checkout.config import Settings
 from checkout.producer import await_ack, make_producer, send
+from checkout.stats import percentile
 
 MODES = ("thread", "direct")
-
-
-def percentile(values: Sequence[float], share: float) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        return 0.0
-    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
 async def publish(producer: Any, topic: str, value: bytes, mode: str, timeout_s: float) -> float:

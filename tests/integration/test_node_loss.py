@@ -26,21 +26,19 @@ from typing import Any
 
 import pytest
 from cassandra import ConsistencyLevel, Unavailable
-from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
-from cassandra.policies import FallthroughRetryPolicy, WhiteListRoundRobinPolicy
 from cassandra.query import SimpleStatement
 from checkout.dataset import parse_lines
 from checkout.domain import STORE_TZ
 from checkout.events import stored_lines
 from checkout.idempotency import invoice_id_for
 
+from loadtest.consistency_matrix import session_on
 from loadtest.db_profile import derived_factors
 from loadtest.quorum import WRITE_LEVELS, available, replicas
 
 from .conftest import FIGURES
 from .lab import (
     API_PORT,
-    CQL_PORT,
     DATASET,
     SALE_WHERE,
     SHARED_KEYSPACE,
@@ -136,19 +134,6 @@ def _hints_for(outage: Outage) -> dict[str, int]:
     return {node: count for node, count in counts.items() if count}
 
 
-def _session(address: str, level: int) -> tuple[Any, Any]:
-    """A session whose only coordinator is `address`, rethrowing every server error."""
-    profile = ExecutionProfile(
-        load_balancing_policy=WhiteListRoundRobinPolicy([address]),
-        retry_policy=FallthroughRetryPolicy(),
-        consistency_level=level,
-        request_timeout=15,
-    )
-    cluster = Cluster([address], port=CQL_PORT, execution_profiles={EXEC_PROFILE_DEFAULT: profile},
-                      connect_timeout=15, protocol_version=5)  # fmt: skip
-    return cluster, cluster.connect(SHARED_KEYSPACE)
-
-
 def expected(lab: Inventory, keyspace: str) -> dict[str, str]:
     """What each write level gets with cass-a2 down and cass-a1 coordinating, from the
     quorum arithmetic (loadtest/quorum.py). The shared keyspace: 5 of 6 replicas alive,
@@ -172,7 +157,7 @@ def test_each_consistency_level_with_a_yangon_replica_down(lab: Inventory, outag
         "region": f"INSERT INTO {lab.home_keyspace(branch)}.carts (cart_id, branch, status) "
         f"VALUES (%s, '{branch}', 'probe') USING TTL 600",
     }[keyspace]
-    cluster, session = _session(outage.peer, ConsistencyLevel.LOCAL_ONE)
+    cluster, session = session_on(outage.peer, SHARED_KEYSPACE, ConsistencyLevel.LOCAL_ONE, timeout_s=15)
     seen = {}
     try:
         for name in WRITE_LEVELS:
