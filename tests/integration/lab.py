@@ -13,6 +13,7 @@ import socket
 import subprocess
 import time
 import urllib.request
+import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -190,6 +191,31 @@ def http(
     except ValueError:
         body = data.decode(errors="replace")
     return Reply(response.status, {k.lower(): v for k, v in response.getheaders()}, body, elapsed)
+
+
+def ok(reply: Reply, status: int = 200) -> Any:
+    assert reply.status == status, f"HTTP {reply.status}: {reply.body}"
+    return reply.body
+
+
+def checkout(api: str, branch: str, payment: str = "Cash") -> tuple[str, dict[str, Any], Reply]:
+    """A cart with two products, checked out; returns the key, the request and the reply."""
+    products = ok(http(api, "GET", "/products"))
+    cart = ok(http(api, "POST", "/carts", json_body={"branch": branch}), 201)
+    picks = [products[int(time.time_ns()) % len(products)], products[7]]
+    for quantity, product in enumerate(picks, start=2):
+        body = {"product_id": product["product_id"], "quantity": quantity}
+        ok(http(api, "POST", f"/carts/{cart['cart_id']}/items", json_body=body))
+    request = {"payment": payment, "customer_type": "Member", "gender": "Female", "rating": 8.5}
+    key = str(uuid.uuid4())
+    reply = http(
+        api,
+        "POST",
+        f"/carts/{cart['cart_id']}/checkout",
+        json_body=request,
+        headers={"Idempotency-Key": key},
+    )
+    return key, {"cart_id": cart["cart_id"], "body": request}, reply
 
 
 def ssh(address: str, command: str, timeout_s: float = 300) -> subprocess.CompletedProcess[str]:

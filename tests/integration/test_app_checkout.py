@@ -17,34 +17,9 @@ from checkout.events import line_rows, stored_lines
 from checkout.idempotency import invoice_id_for
 
 from .conftest import FIGURES
-from .lab import SALE_WHERE, Inventory, Reply, SaleKey, http, ssh
+from .lab import SALE_WHERE, Inventory, SaleKey, checkout, http, ok, ssh
 
 VISIBLE_WITHIN_S = 20.0
-
-
-def _ok(reply: Reply, status: int = 200) -> Any:
-    assert reply.status == status, f"HTTP {reply.status}: {reply.body}"
-    return reply.body
-
-
-def _checkout(api: str, branch: str, payment: str = "Cash") -> tuple[str, dict[str, Any], Reply]:
-    """A cart with two products, checked out; returns the key, the request and the reply."""
-    products = _ok(http(api, "GET", "/products"))
-    cart = _ok(http(api, "POST", "/carts", json_body={"branch": branch}), 201)
-    picks = [products[int(time.time_ns()) % len(products)], products[7]]
-    for quantity, product in enumerate(picks, start=2):
-        body = {"product_id": product["product_id"], "quantity": quantity}
-        _ok(http(api, "POST", f"/carts/{cart['cart_id']}/items", json_body=body))
-    request = {"payment": payment, "customer_type": "Member", "gender": "Female", "rating": 8.5}
-    key = str(uuid.uuid4())
-    reply = http(
-        api,
-        "POST",
-        f"/carts/{cart['cart_id']}/checkout",
-        json_body=request,
-        headers={"Idempotency-Key": key},
-    )
-    return key, {"cart_id": cart["cart_id"], "body": request}, reply
 
 
 def _wait_for_sale(session: Any, sale: SaleKey, lines: int, since: float | None = None) -> tuple[Any, float]:
@@ -82,9 +57,9 @@ def _rows_of_invoice(session: Any, sale: SaleKey) -> list[Any]:
 def test_checkout_is_readable_in_every_dc(lab: Inventory, dc_sessions: dict[str, Any], region: str) -> None:
     api = lab.address(lab.app_host_of(region))
     branch = lab.branch_of(region)
-    key, _, reply = _checkout(api, branch)
+    key, _, reply = checkout(api, branch)
     answered = time.perf_counter()
-    receipt = _ok(reply, 201)
+    receipt = ok(reply, 201)
     FIGURES[f"checkout latency via {region} API (client, ms)"] = round(reply.elapsed_s * 1000, 1)
     assert receipt["invoice_id"] == invoice_id_for(key)
     assert len(receipt["lines"]) == 2
@@ -108,8 +83,8 @@ def test_checkout_latency_as_the_client_sees_it(lab: Inventory) -> None:
     api = lab.address(lab.app_host_of("Yangon"))
     latencies = []
     for _ in range(10):
-        _, _, reply = _checkout(api, lab.branch_of("Yangon"))
-        _ok(reply, 201)
+        _, _, reply = checkout(api, lab.branch_of("Yangon"))
+        ok(reply, 201)
         latencies.append(reply.elapsed_s * 1000)
     latencies.sort()
     FIGURES["checkout latency, 10 sequential (ms): p50 / max"] = (
@@ -120,8 +95,8 @@ def test_checkout_latency_as_the_client_sees_it(lab: Inventory) -> None:
 
 def test_the_sale_row_carries_the_90_day_ttl(lab: Inventory, dc_sessions: dict[str, Any]) -> None:
     api = lab.address(lab.app_host_of("Yangon"))
-    _, _, reply = _checkout(api, lab.branch_of("Yangon"))
-    receipt = _ok(reply, 201)
+    _, _, reply = checkout(api, lab.branch_of("Yangon"))
+    receipt = ok(reply, 201)
     row, _ = _wait_for_sale(dc_sessions["Yangon"], SaleKey.of(receipt), 2)
     assert row is not None, f"invoice {receipt['invoice_id']} not stored"
     ttls = {"total": row.ttl, "lines": row.lines_ttl}
@@ -132,8 +107,8 @@ def test_the_sale_row_carries_the_90_day_ttl(lab: Inventory, dc_sessions: dict[s
 
 def test_retried_checkout_returns_the_same_invoice(lab: Inventory, dc_sessions: dict[str, Any]) -> None:
     api = lab.address(lab.app_host_of("Mandalay"))
-    key, request, first = _checkout(api, lab.branch_of("Mandalay"))
-    receipt = _ok(first, 201)
+    key, request, first = checkout(api, lab.branch_of("Mandalay"))
+    receipt = ok(first, 201)
     path = f"/carts/{request['cart_id']}/checkout"
     headers = {"Idempotency-Key": key}
 
@@ -174,10 +149,10 @@ def test_one_key_sent_to_two_api_nodes_at_once_is_one_charge_and_one_sale(
     charge, one approval time, hence one sale event and one `sales` row."""
     api_a, api_b = (lab.address(lab.app_host_of(region)) for region in ("Yangon", "Mandalay"))
     for _ in range(3):  # a card may be declined (3%): then try with a new key
-        products = _ok(http(api_a, "GET", "/products"))
-        cart = _ok(http(api_a, "POST", "/carts", json_body={"branch": lab.branch_of("Yangon")}), 201)
+        products = ok(http(api_a, "GET", "/products"))
+        cart = ok(http(api_a, "POST", "/carts", json_body={"branch": lab.branch_of("Yangon")}), 201)
         for quantity, product in enumerate([products[3], products[int(time.time_ns()) % len(products)]], 1):
-            _ok(http(api_a, "POST", f"/carts/{cart['cart_id']}/items",
+            ok(http(api_a, "POST", f"/carts/{cart['cart_id']}/items",
                      json_body={"product_id": product["product_id"], "quantity": quantity}))  # fmt: skip
         key = str(uuid.uuid4())
         path = f"/carts/{cart['cart_id']}/checkout"
@@ -222,7 +197,7 @@ def test_the_reconciler_voids_a_charge_without_a_sale_and_keeps_the_sold_one(
     })  # fmt: skip
     assert charged.status == 200 and charged.body["outcome"] == "approved", charged.body
     api = lab.address(lab.app_host_of("Yangon"))
-    sold_key, _, sold = _checkout(api, lab.branch_of("Yangon"))
+    sold_key, _, sold = checkout(api, lab.branch_of("Yangon"))
     assert sold.status == 201, sold.body
     for session in dc_sessions.values():
         assert _wait_for_sale(session, SaleKey.of(sold.body), 2)[0] is not None

@@ -2,23 +2,13 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 
-import pytest
 import yaml
 
 from tests.conftest import ROOT
 
 RULES = ROOT / "roles" / "prometheus" / "files"
-
-
-@pytest.fixture(scope="module")
-def promtool() -> str:
-    path = shutil.which("promtool")
-    if path is None:
-        pytest.fail("promtool is missing: ./lab up installs it (Debian package prometheus)")
-    return path
 
 
 def test_rules_are_valid(promtool: str) -> None:
