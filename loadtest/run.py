@@ -20,6 +20,7 @@ CHECKOUT_NAME = "POST /carts/{id}/checkout"
 # The locustfile's pseudo-request per completed checkout operation (sold or declined):
 # its count is the operations, its time the whole basket's, retries included.
 OPERATION_NAME = "checkout operation"
+PROGRESS_EVERY_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -138,15 +139,37 @@ def locust_environment() -> dict[str, str]:
     return {**os.environ, "CHECKOUT_SHAPE": "steady", "PYTHONPATH": str(REPO)}
 
 
+def progress_line(stats_file: Path, started: datetime, load: Load) -> str:
+    """Where a running Locust is: Locust rewrites its stats file every few seconds, so a
+    5-minute run shows it is alive and how it goes, not only its end."""
+    elapsed = (datetime.now(UTC) - started).total_seconds()
+    head = f"  {elapsed:4.0f} s of {load.ramp_s + load.hold_s:.0f}"
+    try:
+        endpoints = read_stats(stats_file)
+    except (OSError, KeyError, ValueError):
+        return f"{head}: no statistics yet"
+    ops, total = endpoints.get(OPERATION_NAME), endpoints.get("Aggregated")
+    if ops is None or total is None:
+        return f"{head}: no checkout operation finished yet"
+    return (
+        f"{head}: {ops.requests} checkout ops ({ops.rate:.1f}/s on average), "
+        f"operation p95 {ops.p95_ms:.0f} ms, {total.failures} failed requests"
+    )
+
+
 def run_locust(targets: Targets, load: Load, *, label: str, results: Path = RESULTS) -> RunResult:
     started = datetime.now(UTC)
     directory = results / f"{started:%Y%m%dT%H%M%SZ}-{label}"
     directory.mkdir(parents=True, exist_ok=True)
     command = headless_command(targets, directory, load)
     with (directory / "locust.log").open("w") as log:
-        exit_code = subprocess.run(
-            command, cwd=REPO, env=locust_environment(), stdout=log, stderr=subprocess.STDOUT
-        ).returncode
+        process = subprocess.Popen(command, cwd=REPO, env=locust_environment(), stdout=log, stderr=subprocess.STDOUT)
+        while True:
+            try:
+                exit_code = process.wait(timeout=PROGRESS_EVERY_S)
+                break
+            except subprocess.TimeoutExpired:
+                print(progress_line(directory / "locust_stats.csv", started, load), flush=True)
     # The acked files are written by the test_stop handler just before Locust exits.
     time.sleep(0.5)
     stats_file = directory / "locust_stats.csv"

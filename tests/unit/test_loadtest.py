@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import random
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -13,7 +13,7 @@ import pytest
 from checkout.domain import STORE_TZ
 
 from loadtest import shopper
-from loadtest.run import CHECKOUT_NAME, OPERATION_NAME, EndpointStats, RunResult, read_stats
+from loadtest.run import CHECKOUT_NAME, OPERATION_NAME, EndpointStats, Load, RunResult, progress_line, read_stats
 from loadtest.slo import Slo, gate_passed, judge, render
 from loadtest.targets import InventoryError, from_listing
 from loadtest.verify import StoredSales
@@ -95,6 +95,21 @@ def test_locust_stats_csv_is_read(tmp_path: Path) -> None:
     stats = read_stats(csv_file)
     assert stats[CHECKOUT_NAME] == EndpointStats(CHECKOUT_NAME, 15000, 0, 50.02, 41, 72, 120, 812)
     assert stats["Aggregated"].failures == 2
+
+
+def test_a_running_locust_reports_its_progress(tmp_path: Path) -> None:
+    csv_file = tmp_path / "locust_stats.csv"
+    load = Load(rate=50, hold_s=300, ramp_s=30)
+    started = datetime.now(UTC) - timedelta(seconds=60)
+    assert progress_line(csv_file, started, load).endswith("of 330: no statistics yet")
+    csv_file.write_text(
+        "Type,Name,Request Count,Failure Count,Requests/s,50%,95%,99%,Max Response Time\n"
+        f",{OPERATION_NAME},812,0,13.5,3300,6000,7800,13000\n"
+        ",Aggregated,4400,3,73.3,600,4200,6000,13000\n"
+    )
+    line = progress_line(csv_file, started, load)
+    assert line.startswith("    60 s of 330: 812 checkout ops (13.5/s on average)"), line
+    assert line.endswith("operation p95 6000 ms, 3 failed requests"), line
 
 
 def _result(rate: float, failures: int, p95: float, p99: float, retried: float = 0.0) -> RunResult:
