@@ -31,6 +31,15 @@ def event_headers(event: SaleEvent) -> Headers:
     return [("event-type", event.type.encode()), ("event-version", str(event.version).encode())]
 
 
+def sale_record(
+    event: SaleEvent, *extra_headers: tuple[str, bytes]
+) -> tuple[bytes, bytes, Headers]:
+    """Key, value and headers of a sale on the sales topic: keyed by branch, the event as
+    JSON, its type and version (and any extra) as headers. Every publisher sends this."""
+    headers = [*event_headers(event), *extra_headers]
+    return event.branch.value.encode(), event.to_json_bytes(), headers
+
+
 def make_producer(settings: Settings, client_id: str) -> Any:
     try:
         return KafkaProducer(
@@ -107,13 +116,7 @@ class KafkaEventPublisher:
 
     async def publish(self, event: SaleEvent) -> None:
         topic = self._settings.kafka_sales_topic
-        args = (
-            self._producer,
-            topic,
-            event.branch.value.encode(),
-            event.to_json_bytes(),
-            event_headers(event),
-        )
+        args = (self._producer, topic, *sale_record(event))
         try:
             if self._producer._metadata.partitions_for_topic(topic):
                 # Metadata known: send() only appends to a batch, so it runs on the loop.

@@ -29,7 +29,7 @@ from checkout.config import Settings, get_settings
 from checkout.consumer import Consumed, Poison, decode
 from checkout.errors import DependencyUnavailable
 from checkout.events import SaleEvent
-from checkout.producer import event_headers, make_producer, send
+from checkout.producer import make_producer, sale_record, send
 
 GROUP = "checkout-dlq-redrive"
 Where = tuple[int, int]  # (partition, offset) in the dead-letter topic
@@ -94,22 +94,23 @@ def decide(
 
 
 def commits(
-    seen: Mapping[int, Sequence[Where]],
+    seen: Mapping[int, Sequence[int]],
     previous: Mapping[int, tuple[int, set[int]]],
     handled: Iterable[Where],
 ) -> dict[int, tuple[int, list[int]]]:
     """Per partition read this run: (first unhandled offset, handled offsets beyond it).
-    `seen` is every letter read, handled before or not; `previous` the last commit."""
+    `seen` is every offset read per partition, handled before or not; `previous` the last
+    commit."""
     now: dict[int, set[int]] = {}
     for partition, offset in handled:
         now.setdefault(partition, set()).add(offset)
     result = {}
-    for partition, wheres in seen.items():
-        if not wheres and partition not in previous:
+    for partition, offsets in seen.items():
+        if not offsets and partition not in previous:
             continue
-        position, done = previous.get(partition, (wheres[0][1] if wheres else 0, set()))
+        position, done = previous.get(partition, (min(offsets, default=0), set()))
         done = done | now.get(partition, set())
-        for _, offset in sorted(wheres):
+        for offset in sorted(offsets):
             if offset not in done:
                 break
             position = offset + 1
@@ -157,18 +158,18 @@ class DeadLetterTopic:
             else:
                 self._consumer.seek_to_beginning(tp)
 
-    def read(self) -> tuple[list[Letter], dict[int, list[Where]]]:
+    def read(self) -> tuple[list[Letter], dict[int, list[int]]]:
         """Every letter from the committed offsets up to the end as it was at the start,
         and those already handled dropped."""
         end = self._consumer.end_offsets(self._tps)
         letters: list[Letter] = []
-        seen: dict[int, list[Where]] = {tp.partition: [] for tp in self._tps}
+        seen: dict[int, list[int]] = {tp.partition: [] for tp in self._tps}
         while any(self._consumer.position(tp) < end[tp] for tp in self._tps):
             for records in self._consumer.poll(timeout_ms=2000).values():
                 for r in records:
                     if r.offset >= end[TopicPartition(r.topic, r.partition)]:
                         continue
-                    seen[r.partition].append((r.partition, r.offset))
+                    seen[r.partition].append(r.offset)
                     if r.offset in self.previous.get(r.partition, (0, set()))[1]:
                         continue
                     headers = {k: v.decode(errors="replace") for k, v in r.headers or ()}
@@ -194,9 +195,7 @@ def _publish(settings: Settings, decisions: Sequence[Decision]) -> None:
             send(
                 producer,
                 settings.kafka_sales_topic,
-                d.event.branch.value.encode(),
-                d.event.to_json_bytes(),
-                [*event_headers(d.event), ("dlq-redriven-from", d.letter.label.encode())],
+                *sale_record(d.event, ("dlq-redriven-from", d.letter.label.encode())),
             )
             for d in decisions
             if d.event is not None

@@ -25,7 +25,7 @@ from checkout.config import Settings, get_settings
 from checkout.dataset import packaged_dataset_lines, parse_lines
 from checkout.errors import DependencyUnavailable
 from checkout.events import SaleEvent, event_from_row
-from checkout.producer import event_headers, make_producer, send
+from checkout.producer import make_producer, sale_record, send
 
 PublishBatch = Callable[[Sequence[SaleEvent]], None]
 
@@ -64,14 +64,7 @@ def replay(
 def kafka_batch_publisher(producer: Any, settings: Settings) -> PublishBatch:
     def publish_batch(batch: Sequence[SaleEvent]) -> None:
         futures = [
-            send(
-                producer,
-                settings.kafka_sales_topic,
-                event.branch.value.encode(),
-                event.to_json_bytes(),
-                event_headers(event),
-            )
-            for event in batch
+            send(producer, settings.kafka_sales_topic, *sale_record(event)) for event in batch
         ]
         for future in futures:
             future.get(timeout=settings.kafka_publish_timeout_s)

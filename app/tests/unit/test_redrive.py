@@ -40,13 +40,13 @@ def test_a_fix_that_is_still_wrong_keeps_the_letter() -> None:
 
 
 def test_the_commit_stops_at_the_first_unhandled_letter_and_remembers_the_rest() -> None:
-    seen = {0: [(0, 5), (0, 6), (0, 7), (0, 8)], 1: [(1, 2)], 2: []}
+    seen = {0: [5, 6, 7, 8], 1: [2], 2: []}
     assert commits(seen, {}, [(0, 5), (0, 7), (0, 8), (1, 2)]) == {0: (6, [7, 8]), 1: (3, [])}
 
 
 def test_a_later_run_moves_past_letters_an_earlier_one_handled() -> None:
     # Run 1 committed (6, [7, 8]); run 2 reads 6..8 again and handles 6.
-    seen = {0: [(0, 6), (0, 7), (0, 8), (0, 9)]}
+    seen = {0: [6, 7, 8, 9]}
     assert commits(seen, {0: (6, {7, 8})}, [(0, 6)]) == {0: (9, [])}
     # Nothing handled: the commit stays where it was.
     assert commits(seen, {0: (6, {7, 8})}, []) == {0: (6, [7, 8])}
