@@ -54,17 +54,21 @@ class RunResult:
 
     @property
     def total(self) -> EndpointStats | None:
-        """Every HTTP request (Locust's Aggregated row without the operation entries)."""
-        aggregated = self.endpoints.get("Aggregated")
-        ops = self.operations
-        if aggregated is None or ops is None:
-            return aggregated
-        return replace(
-            aggregated,
-            requests=aggregated.requests - ops.requests,
-            failures=aggregated.failures - ops.failures,
-            rate=aggregated.rate - ops.rate,
-        )
+        return http_total(self.endpoints)
+
+
+def http_total(endpoints: dict[str, EndpointStats]) -> EndpointStats | None:
+    """Every HTTP request (Locust's Aggregated row without the operation entries)."""
+    aggregated = endpoints.get("Aggregated")
+    ops = endpoints.get(OPERATION_NAME)
+    if aggregated is None or ops is None:
+        return aggregated
+    return replace(
+        aggregated,
+        requests=aggregated.requests - ops.requests,
+        failures=aggregated.failures - ops.failures,
+        rate=aggregated.rate - ops.rate,
+    )
 
 
 def read_stats(path: Path) -> dict[str, EndpointStats]:
@@ -148,7 +152,7 @@ def progress_line(stats_file: Path, started: datetime, load: Load) -> str:
         endpoints = read_stats(stats_file)
     except (OSError, KeyError, ValueError):
         return f"{head}: no statistics yet"
-    ops, total = endpoints.get(OPERATION_NAME), endpoints.get("Aggregated")
+    ops, total = endpoints.get(OPERATION_NAME), http_total(endpoints)
     if ops is None or total is None:
         return f"{head}: no checkout operation finished yet"
     return (
