@@ -16,14 +16,16 @@ import urllib.request
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import yaml
+from cassandra import ConsistencyLevel
 from checkout.domain import STORE_TZ, region_keyspace
+from checkout.events import stored_lines
 
 from tests.conftest import run
 
@@ -144,6 +146,41 @@ class SaleKey:
 
 # The columns after the WHERE: a SaleKey's params().
 SALE_WHERE = "WHERE branch = ? AND day = ? AND sold_at = ? AND invoice_id = ?"
+
+
+# How long a stored sale may take to be readable in a DC.
+VISIBLE_WITHIN_S = 20.0
+
+
+def wait_for_sale(session: Any, sale: SaleKey, lines: int, since: float | None = None) -> tuple[Any, float]:
+    """Poll the invoice's `sales` row until it holds `lines` lines; returns the row (None if
+    it never came) and the seconds since `since`."""
+    statement = session.prepare(
+        f"SELECT invoice_id, branch, total, lines, TTL(total) AS ttl, TTL(lines) AS lines_ttl FROM sales {SALE_WHERE}"
+    )
+    # LOCAL_QUORUM, as the services read: after a node of the DC was down (the rolling-restart
+    # and node-loss tests), writes made at the fallback level sit on one replica until hints are
+    # replayed, and a LOCAL_ONE read of the other replica would miss them for a while.
+    statement.consistency_level = ConsistencyLevel.LOCAL_QUORUM
+    started = time.perf_counter() if since is None else since
+    while True:
+        row = session.execute(statement, sale.params()).one()
+        if (row is not None and len(stored_lines(row._asdict())) >= lines) or (
+            time.perf_counter() - started > VISIBLE_WITHIN_S
+        ):
+            return row, time.perf_counter() - started
+        time.sleep(0.05)
+
+
+def rows_of_invoice(session: Any, sale: SaleKey) -> list[Any]:
+    """Every row of the invoice in its branch-day partition within a minute of the sale:
+    one, unless a retry stored the sale a second time under another sale time."""
+    statement = session.prepare(
+        "SELECT invoice_id, sold_at FROM sales WHERE branch = ? AND day = ? AND sold_at >= ? AND sold_at <= ?"
+    )
+    statement.consistency_level = ConsistencyLevel.LOCAL_QUORUM
+    around = (sale.sold_at - timedelta(minutes=1), sale.sold_at + timedelta(minutes=1))
+    return [r for r in session.execute(statement, (sale.branch, sale.day, *around)) if r.invoice_id == sale.invoice_id]
 
 
 def port_open(host: str, port: int, timeout_s: float = 2.0) -> bool:

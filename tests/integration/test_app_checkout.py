@@ -6,51 +6,16 @@ from __future__ import annotations
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
 import pytest
-from cassandra import ConsistencyLevel
 from checkout.cql import SALES_TTL_SECONDS
 from checkout.events import line_rows, stored_lines
 from checkout.idempotency import invoice_id_for
 
 from .conftest import FIGURES
-from .lab import SALE_WHERE, Inventory, SaleKey, checkout, http, ok, ssh
-
-VISIBLE_WITHIN_S = 20.0
-
-
-def _wait_for_sale(session: Any, sale: SaleKey, lines: int, since: float | None = None) -> tuple[Any, float]:
-    """Poll the invoice's `sales` row until it holds `lines` lines; returns the row (None if
-    it never came) and the seconds since `since`."""
-    statement = session.prepare(
-        f"SELECT invoice_id, branch, total, lines, TTL(total) AS ttl, TTL(lines) AS lines_ttl FROM sales {SALE_WHERE}"
-    )
-    # LOCAL_QUORUM, as the services read: after a node of the DC was down (the rolling-restart
-    # and node-loss tests), writes made at the fallback level sit on one replica until hints are
-    # replayed, and a LOCAL_ONE read of the other replica would miss them for a while.
-    statement.consistency_level = ConsistencyLevel.LOCAL_QUORUM
-    started = time.perf_counter() if since is None else since
-    while True:
-        row = session.execute(statement, sale.params()).one()
-        if (row is not None and len(stored_lines(row._asdict())) >= lines) or (
-            time.perf_counter() - started > VISIBLE_WITHIN_S
-        ):
-            return row, time.perf_counter() - started
-        time.sleep(0.05)
-
-
-def _rows_of_invoice(session: Any, sale: SaleKey) -> list[Any]:
-    """Every row of the invoice in its branch-day partition within a minute of the sale:
-    one, unless a retry stored the sale a second time under another sale time."""
-    statement = session.prepare(
-        "SELECT invoice_id, sold_at FROM sales WHERE branch = ? AND day = ? AND sold_at >= ? AND sold_at <= ?"
-    )
-    statement.consistency_level = ConsistencyLevel.LOCAL_QUORUM
-    around = (sale.sold_at - timedelta(minutes=1), sale.sold_at + timedelta(minutes=1))
-    return [r for r in session.execute(statement, (sale.branch, sale.day, *around)) if r.invoice_id == sale.invoice_id]
+from .lab import Inventory, SaleKey, checkout, http, ok, rows_of_invoice, ssh, wait_for_sale
 
 
 @pytest.mark.parametrize("region", ["Yangon", "Mandalay", "Naypyitaw"])
@@ -67,7 +32,7 @@ def test_checkout_is_readable_in_every_dc(lab: Inventory, dc_sessions: dict[str,
 
     seen: dict[str, float] = {}
     for dc, session in dc_sessions.items():
-        row, waited = _wait_for_sale(session, sale, 2, since=answered)
+        row, waited = wait_for_sale(session, sale, 2, since=answered)
         assert row is not None, f"invoice {sale.invoice_id} not in DC {dc} after {waited:.1f}s"
         lines = line_rows(row._asdict())
         assert len(lines) == 2, f"DC {dc}: {lines}"
@@ -97,7 +62,7 @@ def test_the_sale_row_carries_the_90_day_ttl(lab: Inventory, dc_sessions: dict[s
     api = lab.address(lab.app_host_of("Yangon"))
     _, _, reply = checkout(api, lab.branch_of("Yangon"))
     receipt = ok(reply, 201)
-    row, _ = _wait_for_sale(dc_sessions["Yangon"], SaleKey.of(receipt), 2)
+    row, _ = wait_for_sale(dc_sessions["Yangon"], SaleKey.of(receipt), 2)
     assert row is not None, f"invoice {receipt['invoice_id']} not stored"
     ttls = {"total": row.ttl, "lines": row.lines_ttl}
     FIGURES["TTL of a fresh sale's row (s)"] = ttls
@@ -119,7 +84,7 @@ def test_retried_checkout_returns_the_same_invoice(lab: Inventory, dc_sessions: 
 
     # The same key, retried through another region's API once the sale is everywhere.
     sale = SaleKey.of(receipt)
-    row, _ = _wait_for_sale(dc_sessions["Yangon"], sale, 2)
+    row, _ = wait_for_sale(dc_sessions["Yangon"], sale, 2)
     assert row is not None, f"invoice {sale.invoice_id} not in DC Yangon"
     elsewhere = http(
         lab.address(lab.app_host_of("Yangon")), "POST", path, json_body=request["body"],
@@ -135,10 +100,10 @@ def test_retried_checkout_returns_the_same_invoice(lab: Inventory, dc_sessions: 
 
     # Exactly one sale: one row with two lines, whatever the retries.
     for dc, session in dc_sessions.items():
-        row, _ = _wait_for_sale(session, sale, 2)
+        row, _ = wait_for_sale(session, sale, 2)
         assert row is not None, f"invoice {sale.invoice_id} not in DC {dc}"
         assert [line["line_no"] for line in line_rows(row._asdict())] == [1, 2], f"DC {dc}: {row}"
-        assert len(_rows_of_invoice(session, sale)) == 1, f"DC {dc}: the sale stored twice"
+        assert len(rows_of_invoice(session, sale)) == 1, f"DC {dc}: the sale stored twice"
 
 
 def test_one_key_sent_to_two_api_nodes_at_once_is_one_charge_and_one_sale(
@@ -173,10 +138,10 @@ def test_one_key_sent_to_two_api_nodes_at_once_is_one_charge_and_one_sale(
 
     sale = SaleKey.of(a.body)
     for dc, session in dc_sessions.items():
-        row, _ = _wait_for_sale(session, sale, 2)
+        row, _ = wait_for_sale(session, sale, 2)
         assert row is not None, f"invoice {sale.invoice_id} not in DC {dc}"
         assert len(stored_lines(row._asdict())) == 2, f"DC {dc}: {row}"
-        sold = _rows_of_invoice(session, sale)
+        sold = rows_of_invoice(session, sale)
         assert len(sold) == 1, f"DC {dc}: {len(sold)} rows of {sale.invoice_id} in sales (two approval times?)"
     charge = lab.gateway_charge(key)
     assert charge.status == 200, f"gateway GET /v1/charges/{key}: HTTP {charge.status} {charge.body}"
@@ -200,7 +165,7 @@ def test_the_reconciler_voids_a_charge_without_a_sale_and_keeps_the_sold_one(
     sold_key, _, sold = checkout(api, lab.branch_of("Yangon"))
     assert sold.status == 201, sold.body
     for session in dc_sessions.values():
-        assert _wait_for_sale(session, SaleKey.of(sold.body), 2)[0] is not None
+        assert wait_for_sale(session, SaleKey.of(sold.body), 2)[0] is not None
     # The last three minutes, however young: only this test's charges and its neighbours'.
     command = "checkout-reconcile --older-than-min 0 --since-h 0.05 --void"
     done = ssh(api, command, timeout_s=120)

@@ -16,13 +16,15 @@ from typing import Any
 
 import pytest
 
+from loadtest.targets import from_inventory
+from tests.dashboard import queries
+
 from .conftest import FIGURES
 from .lab import REPO, Inventory, checkout, http, ok
 
 pytestmark = pytest.mark.lab
 
 PAGES = ("index.html", "cassandra.html", "kafka.html")
-DASHBOARD = REPO / "dashboards" / "checkout-platform.json"
 SCREENSHOTS = REPO / ".lab" / "console"
 # Series that exist only once their event happened (a 5xx, a dead letter): an empty
 # answer is data here, not a broken panel.
@@ -77,8 +79,12 @@ class _Panels(HTMLParser):
             self._cell.append(data)
 
 
-def _prometheus(lab: Inventory) -> str:
-    return f"http://{lab.address(lab.groups['monitoring'][0])}:9090"
+@pytest.fixture(scope="module")
+def prometheus(lab: Inventory) -> str:
+    """The monitoring node's Prometheus, at the port the inventory gives it."""
+    url = from_inventory().prometheus
+    assert url, "no host in inventory group monitoring: the console lives on it"
+    return url
 
 
 def _chromium(*args: str) -> str:
@@ -104,18 +110,8 @@ def _query(prometheus: str, expr: str) -> list[Any]:
     return result
 
 
-def _dashboard_exprs() -> dict[str, str]:
-    """Each panel's query, with Grafana's variables as a user with every region sees them."""
-    panels = json.loads(DASHBOARD.read_text())["panels"]
-    return {
-        p["title"]: t["expr"].replace("$region", ".*").replace("$__rate_interval", "1m")
-        for p in panels
-        for t in p.get("targets", [])
-    }
-
-
 @pytest.fixture(scope="module")
-def traffic(lab: Inventory) -> None:
+def traffic(lab: Inventory, prometheus: str) -> None:
     """A checkout and a rejected request in every region, then until Prometheus has the
     checkout counters' rates: the panels show this run's traffic, whatever ran before."""
     for region in sorted({lab.region(h) for h in lab.app_hosts()}):
@@ -123,7 +119,6 @@ def traffic(lab: Inventory) -> None:
         _, _, reply = checkout(api, lab.branch_of(region))
         ok(reply, 201)
         assert http(api, "POST", "/carts", json_body={"branch": "nowhere"}).status == 422
-    prometheus = _prometheus(lab)
     deadline = time.monotonic() + DATA_WITHIN_S
     expr = "count(rate(checkouts_total[1m]) > 0)"
     while not _query(prometheus, expr) and time.monotonic() < deadline:
@@ -132,8 +127,8 @@ def traffic(lab: Inventory) -> None:
 
 @pytest.mark.usefixtures("traffic")
 @pytest.mark.parametrize("page", PAGES)
-def test_the_console_page_holds_data(lab: Inventory, page: str) -> None:
-    url = f"{_prometheus(lab)}/consoles/{page}"
+def test_the_console_page_holds_data(prometheus: str, page: str) -> None:
+    url = f"{prometheus}/consoles/{page}"
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     shot = SCREENSHOTS / page.replace(".html", ".png")
     _chromium(f"--screenshot={shot}", url)
@@ -155,9 +150,8 @@ def test_the_console_page_holds_data(lab: Inventory, page: str) -> None:
 
 
 @pytest.mark.usefixtures("traffic")
-def test_every_dashboard_panel_answers(lab: Inventory) -> None:
-    prometheus = _prometheus(lab)
-    exprs = _dashboard_exprs()
+def test_every_dashboard_panel_answers(prometheus: str) -> None:
+    exprs = queries()
     assert len(exprs) >= 10, exprs
     empty = [title for title, expr in exprs.items() if title not in EVENT_ONLY and not _query(prometheus, expr)]
     assert not empty, f"dashboard panels with no series: {empty}"

@@ -4,27 +4,21 @@ test: tests/integration/test_console.py."""
 
 from __future__ import annotations
 
-import json
 import re
 import subprocess
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
 
 from tests.conftest import ROOT
+from tests.dashboard import panels, queries
 
-DASHBOARD = ROOT / "dashboards" / "checkout-platform.json"
 CONSOLES = ROOT / "roles" / "prometheus" / "files" / "consoles"
 # A graph's query is the third argument of checkout_graph; a table cell's the first of
 # region_cell or prom_query_drilldown (printf patterns: %s is a region).
 GRAPH = re.compile(r'template "checkout_graph" \(args "\w+" "[^"]*" "([^"]*)"')
 CELL = re.compile(r'template "(?:region_cell|prom_query_drilldown)" \(args (?:\(printf )?"([^"]*)"')
-
-
-def _panels() -> list[dict[str, Any]]:
-    return [p for p in json.loads(DASHBOARD.read_text())["panels"] if p["type"] != "row"]
 
 
 def _check_exprs(promtool: str, exprs: list[str], tmp_path: Path) -> None:
@@ -36,19 +30,16 @@ def _check_exprs(promtool: str, exprs: list[str], tmp_path: Path) -> None:
 
 
 def test_every_panel_queries_the_chosen_prometheus() -> None:
-    panels = _panels()
-    assert len({p["id"] for p in panels}) == len(panels)
-    for panel in panels:
+    every = panels()
+    assert len({p["id"] for p in every}) == len(every)
+    for panel in every:
         assert panel["datasource"]["uid"] == "${datasource}", panel["title"]
         assert [t["datasource"]["uid"] for t in panel["targets"]] == ["${datasource}"], panel["title"]
         assert panel["gridPos"]["x"] + panel["gridPos"]["w"] <= 24, panel["title"]
 
 
 def test_dashboard_queries_are_valid_promql(promtool: str, tmp_path: Path) -> None:
-    exprs = [
-        t["expr"].replace("$region", ".*").replace("$__rate_interval", "1m") for p in _panels() for t in p["targets"]
-    ]
-    _check_exprs(promtool, exprs, tmp_path)
+    _check_exprs(promtool, list(queries().values()), tmp_path)
 
 
 @pytest.mark.parametrize("page", sorted(p.name for p in CONSOLES.glob("*.html")))
