@@ -20,14 +20,17 @@ whenever a scenario fails, so the lab is never left broken. Then the run is judg
   by itself before the fault's time was up);
 - the audit, once the writer has caught up: every acknowledged sale stored exactly once
   in every DC; each sale's stock movements applied once (one row per product, the sold
-  quantity); every approved charge of the run's Idempotency-Keys has its stored sale.
+  quantity); every approved charge of the run's Idempotency-Keys has its stored sale,
+  once the charges a till gave up on are settled: checkout-reconcile voids them
+  (playbooks/checkout_reconcile.yml, at age 0, since the load is over), as it would in
+  production after its age. The verdict also needs the platform to have recovered.
 
 With --write-level LEVEL, playbooks/app.yml first redeploys the API and the consumer at
 that Cassandra consistency level with the fallback off, so the level is what every
 statement really gets; the scenario rows are named scenario@LEVEL; and app.yml runs again
 at the end, with the inventory's own levels, whatever happened.
 Prints a table, writes it with every figure to <results>/<date>-chaos.md and .json, and
-exits 1 when an audit fails (2 when a run could not be made).
+exits 1 when a verdict fails (2 when a run could not be made).
 """
 
 from __future__ import annotations
@@ -65,6 +68,7 @@ from loadtest.verify import KEYSPACE, audit, rows_by_dc, seconds_to_zero_lag
 PLAYBOOKS = REPO / "playbooks" / "chaos"
 HEAL = PLAYBOOKS / "heal.yml"
 APP = REPO / "playbooks" / "app.yml"
+RECONCILE = REPO / "playbooks" / "checkout_reconcile.yml"
 COMMITTED_RESULTS = REPO / "loadtest" / "results"
 # heal.yml takes about 30 s on a quiet lab and 2 minutes under load while nodes start; the
 # load runs until `after` seconds past it, and never longer than this past the fault.
@@ -181,7 +185,8 @@ class Audit:
     stock_ok: int  # sales whose movements are there once, with the sold quantities
     stock_wrong: int
     charges_approved: int
-    charges_without_sale: int
+    charges_without_sale: int  # still standing after the settlement
+    charges_voided: int = 0  # without a sale once the load ended: checkout-reconcile voided them
 
     @property
     def passed(self) -> bool:
@@ -245,7 +250,20 @@ def stock_check(targets: Targets, sales: list[dict[str, Any]]) -> tuple[int, int
     return ok, wrong
 
 
-def audit_run(targets: Targets, ops: list[Op], keys: set[str], timeline: Timeline) -> Audit:
+def settle(
+    targets: Targets, keys: set[str], stored_invoices: set[str], inventory: Path, log: Path
+) -> tuple[set[str], set[str]]:
+    """(the run's approved charges, those still standing after the settlement). A charge without a sale once the
+    tills stopped retrying is what checkout-reconcile settles in production; here it runs
+    at once (age 0: the load is over), and only when there is something to settle."""
+    approved = approved_keys(targets.gateway, keys)
+    if all(invoice_id_for(key) in stored_invoices for key in approved):
+        return approved, approved
+    play(inventory, RECONCILE, {"checkout_reconcile_older_than_min": "0", "checkout_reconcile_since_h": "2"}, log)
+    return approved, approved_keys(targets.gateway, keys)
+
+
+def audit_run(targets: Targets, ops: list[Op], keys: set[str], timeline: Timeline, inventory: Path, log: Path) -> Audit:
     if seconds_to_zero_lag(targets.kafka_bootstrap) is None:
         raise ChaosError("the consumer did not catch up within 120 s of the run's end")
     start = datetime.fromtimestamp(timeline.load_start - RAMP_S, UTC)
@@ -260,8 +278,8 @@ def audit_run(targets: Targets, ops: list[Op], keys: set[str], timeline: Timelin
     run_invoices = set(acked) | set(unanswered)
     run_sales = [row for row in next(iter(by_dc.values()), []) if row["invoice_id"] in run_invoices]
     stock_ok, stock_wrong = stock_check(targets, run_sales)
-    approved = approved_keys(targets.gateway, keys)
     stored_invoices = {row["invoice_id"] for rows in by_dc.values() for row in rows}
+    approved, standing = settle(targets, keys, stored_invoices, inventory, log)
     return Audit(
         acked=stored.acked,
         stored_once=stored.found,
@@ -272,7 +290,8 @@ def audit_run(targets: Targets, ops: list[Op], keys: set[str], timeline: Timelin
         stock_ok=stock_ok,
         stock_wrong=stock_wrong,
         charges_approved=len(approved),
-        charges_without_sale=sum(invoice_id_for(key) not in stored_invoices for key in approved),
+        charges_without_sale=sum(invoice_id_for(key) not in stored_invoices for key in standing),
+        charges_voided=len(approved - standing),
     )
 
 
@@ -296,7 +315,8 @@ class Outcome:
 
     @property
     def passed(self) -> bool:
-        return not self.error and self.audit is not None and self.audit.passed
+        # A fault the platform never recovers from fails, however clean the audit.
+        return not self.error and self.recovery_s is not None and self.audit is not None and self.audit.passed
 
 
 def run_scenario(
@@ -311,7 +331,7 @@ def run_scenario(
         before = window(ops, timeline.load_start + 5, timeline.fault_start)
         during = window(ops, timeline.fault_start, timeline.fault_end)
         recovered = recovery_s(ops, timeline.fault_end, before.rate, timeline.load_end)
-        outcome_audit = audit_run(targets, ops, keys, timeline)
+        outcome_audit = audit_run(targets, ops, keys, timeline, inventory, directory / "settle.log")
     except (ChaosError, RuntimeError, OSError, DependencyUnavailable) as failure:
         print(f"    run failed: {failure}", flush=True)
         return Outcome(
@@ -331,7 +351,7 @@ def render(outcomes: list[Outcome]) -> str:
         f"{'scenario':<24} {'rate/s':>6} {'fault s':>7} {'heal s':>6} {'ops':>5} {'avail':>7} {'kept':>5} "
         f"{'p99 ms':>7} {'recover':>8}  "
         f"{'acked':>5} {'once':>5} {'miss':>4} {'dup':>4} {'unans':>5} {'stock ok/bad':>12} "
-        f"{'charged':>7} {'no sale':>7}  audit"
+        f"{'charged':>7} {'voided':>6} {'no sale':>7}  verdict"
     )
     lines = [head]
     for o in outcomes:
@@ -346,7 +366,8 @@ def render(outcomes: list[Outcome]) -> str:
             f"{o.availability:>7.2%} {o.kept:>5.0%} "
             f"{o.fault_p99_ms:>7.0f} {recover:>8}  {a.acked:>5} {a.stored_once:>5} {a.missing:>4} "
             f"{a.duplicated:>4} {a.stored_unanswered:>5} {f'{a.stock_ok}/{a.stock_wrong}':>12} "
-            f"{a.charges_approved:>7} {a.charges_without_sale:>7}  {'PASS' if a.passed else 'FAIL'}"
+            f"{a.charges_approved:>7} {a.charges_voided:>6} {a.charges_without_sale:>7}  "
+            f"{'PASS' if o.passed else 'FAIL'}"
         )
     return "\n".join(lines)
 
@@ -360,7 +381,10 @@ end to the first 10 s with no failure and the rate back to 90 % ("never": not be
 load ended). acked/once/miss/dup: acknowledged sales, stored exactly once in every
 DC, missing in some DC, stored twice. unans: stored sales whose answer the till never got.
 stock ok/bad: sales whose stock movements are there once with the sold quantities.
-charged/no sale: approved charges of the run's keys, and those without a stored sale."""
+charged: approved charges of the run's keys. voided: charges without a sale once the load
+ended, which checkout-reconcile voided (playbooks/checkout_reconcile.yml). no sale: charges
+still without a stored sale after that. verdict: PASS when the audit is clean (all of the
+above, no sale 0) and the platform recovered."""
 
 
 def _outcome(saved: dict[str, Any]) -> Outcome:

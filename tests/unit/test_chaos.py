@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -114,6 +115,36 @@ def test_an_audit_passes_only_when_nothing_is_lost_or_doubled() -> None:
     assert not chaos.Audit(10, 9, 1, 0, 0, 0, 9, 0, 10, 0).passed
     assert not chaos.Audit(10, 10, 0, 0, 0, 0, 9, 1, 10, 0).passed
     assert not chaos.Audit(10, 10, 0, 0, 0, 0, 10, 0, 11, 1).passed
+
+
+def test_a_scenario_the_platform_never_recovers_from_fails_with_a_clean_audit() -> None:
+    clean = chaos.Audit(10, 10, 0, 0, 0, 0, 10, 0, 10, 0)
+    never = chaos.Outcome("region-cut", "c", "", 5, 5.0, 40, 30, 0.25, 0.1, 9000, 60, 30, None, clean)
+    assert not never.passed
+    assert replace(never, recovery_s=15.0).passed
+    assert "never" in chaos.render([never]) and chaos.render([never]).endswith("FAIL")
+
+
+def test_the_settlement_voids_only_when_a_charge_has_no_sale(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    ledger = {"k1", "k2", "k3"}
+    played: list[dict[str, str]] = []
+
+    def reconcile(inventory: Path, playbook: Path, extra_vars: dict[str, str], log: Path) -> None:
+        assert playbook == chaos.RECONCILE
+        played.append(extra_vars)
+        ledger.discard("k3")  # its sale was never stored
+
+    monkeypatch.setattr(chaos, "approved_keys", lambda gateway, keys: set(ledger) & set(keys))
+    monkeypatch.setattr(chaos, "play", reconcile)
+    stored = {chaos.invoice_id_for("k1"), chaos.invoice_id_for("k2")}
+    targets = from_inventory(REPO / "inventories" / "lab")
+    keys = {"k1", "k2", "k3", "k4"}
+    assert chaos.settle(targets, keys, stored | {chaos.invoice_id_for("k3")}, tmp_path, tmp_path / "log") == (
+        {"k1", "k2", "k3"}, {"k1", "k2", "k3"}
+    )  # fmt: skip
+    assert played == []
+    assert chaos.settle(targets, keys, stored, tmp_path, tmp_path / "log") == ({"k1", "k2", "k3"}, {"k1", "k2"})
+    assert played == [{"checkout_reconcile_older_than_min": "0", "checkout_reconcile_since_h": "2"}]
 
 
 def test_the_days_file_keeps_the_latest_run_of_every_scenario(tmp_path: Path) -> None:
