@@ -1,5 +1,7 @@
 """Bad input gets a 4xx with a clear message and writes nothing."""
 
+from collections.abc import Iterator
+
 import pytest
 
 from tests.unit.conftest import Harness
@@ -108,7 +110,7 @@ def test_oversized_body(harness: Harness) -> None:
 
 
 def test_oversized_chunked_body_without_length(harness: Harness) -> None:
-    def chunks():  # type: ignore[no-untyped-def]
+    def chunks() -> Iterator[bytes]:
         yield b'{"branch": "A", "pad": "'
         for _ in range(10):
             yield b"x" * 1000

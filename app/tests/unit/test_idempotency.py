@@ -1,11 +1,14 @@
 import asyncio
+from collections.abc import Mapping
+
+import httpx2
 
 from checkout.idempotency import request_hash
 from checkout.models import CheckoutRequest
 from tests.unit.conftest import Harness
 
 
-def post(h: Harness, cart_id: str, key: str, body: dict[str, object]):  # type: ignore[no-untyped-def]
+def post(h: Harness, cart_id: str, key: str, body: Mapping[str, object]) -> httpx2.Response:
     return h.client.post(f"/carts/{cart_id}/checkout", json=body, headers={"Idempotency-Key": key})
 
 

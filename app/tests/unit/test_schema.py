@@ -78,7 +78,13 @@ class _RecordingSession:
     def __init__(self) -> None:
         self.calls: list[tuple[str, str | None]] = []
 
-    def execute(self, stmt, params=None, timeout=None, execution_profile=None):
+    def execute(
+        self,
+        stmt: object,
+        params: object = None,
+        timeout: object = None,
+        execution_profile: str | None = None,
+    ) -> "_Rows":
         self.calls.append((str(stmt), execution_profile))
         return _Rows()
 

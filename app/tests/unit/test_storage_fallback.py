@@ -41,12 +41,13 @@ MAIN_PROFILES = {WRITE, READ}
 
 
 def unavailable() -> Exception:
-    return Unavailable(
+    error: Exception = Unavailable(
         "Cannot achieve consistency level LOCAL_QUORUM",
         consistency=ConsistencyLevel.LOCAL_QUORUM,
         required_replicas=2,
         alive_replicas=1,
     )
+    return error
 
 
 @dataclass
