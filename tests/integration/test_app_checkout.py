@@ -175,3 +175,26 @@ def test_the_reconciler_voids_a_charge_without_a_sale_and_keeps_the_sold_one(
     assert lab.gateway_charge(orphan).status == 404
     assert lab.gateway_charge(sold_key).status == 200
     FIGURES["checkout-reconcile, last 3 minutes"] = done.stdout.splitlines()[0]
+
+
+def test_the_reconciler_runs_on_every_app_nodes_timer(lab: Inventory) -> None:
+    """Each app node's checkout-reconcile.timer is active, and its service runs the
+    reconciler at the role's age to success (voids are the test above's)."""
+    for host in lab.app_hosts():
+        timer = ssh(lab.address(host), "systemctl is-active checkout-reconcile.timer")
+        assert timer.stdout.strip() == "active", f"{host}: {timer.stdout}{timer.stderr}"
+    api = lab.address(lab.app_host_of("Yangon"))
+    started = time.monotonic()
+    ran = ssh(
+        api,
+        "systemctl start checkout-reconcile.service"
+        " && systemctl show -p Result --value checkout-reconcile.service"
+        " && journalctl -u checkout-reconcile.service -n 5 --no-pager -o cat",
+        timeout_s=180,
+    )
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    result, *journal = ran.stdout.splitlines()
+    assert result == "success", ran.stdout
+    report = [line for line in journal if line.startswith("approved charges 30 min to")]
+    assert report, ran.stdout
+    FIGURES["checkout-reconcile.service on the timer's terms"] = f"{report[-1]} ({time.monotonic() - started:.1f} s)"
