@@ -10,8 +10,8 @@ task is one checkout operation: create a cart, add 1 to 5 products, sometimes pu
 back, pay. The answers of the API's contract count as successes: 201 sold, 402 declined
 (a shopper's card, not a fault), and 504 (payment timed out) or 503 (retry after the
 Retry-After delay), after which the till sends the checkout again with the same
-Idempotency-Key, as the API asks, up to 5 times. Anything else, or a fifth 503/504, is a
-failure.
+Idempotency-Key, as the API asks, backing off, for up to 60 s (`loadtest.till`). Anything
+else, or a 503/504 when that time is up, is a failure.
 
 Failover: when its region's API cannot be reached (connection refused, host unreachable),
 the till sends the same request to the next region's API and stays there for the rest of
@@ -44,7 +44,7 @@ import gevent
 from locust import FastHttpUser, constant_throughput, events, task
 from locust.env import Environment
 
-from loadtest import pacing, run, shapes, shopper
+from loadtest import pacing, run, shapes, shopper, till
 
 SALES = shopper.load_sales()
 SALES_BY_BRANCH = shopper.by_branch(SALES)
@@ -52,7 +52,7 @@ BRANCH_WEIGHTS = shopper.branch_weights(SALES)
 # Answers after which the API asks for the same checkout again with the same key: 504
 # (payment timed out, nothing charged) and 503 (a dependency failed, Retry-After given).
 RETRY_STATUSES = frozenset({503, 504})
-CHECKOUT_ATTEMPTS = 5
+RETRY = till.RetryPolicy()
 # Connection errors of a request that never reached the API: the till fails over.
 UNREACHED = frozenset({errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH})
 
@@ -259,7 +259,7 @@ class Shopper(FastHttpUser):
         outcome.key = str(uuid.uuid4())
         headers = {"Idempotency-Key": outcome.key}
         # Logged before it leaves: a charge made for a key whose answer never came back
-        # (the till killed, the fifth timeout) is still a key the fault audit looks up.
+        # (the till killed, the last timeout) is still a key the fault audit looks up.
         _log({"e": "pay", "t": round(time.time(), 3), "branch": self.branch, "key": outcome.key})
         started = time.perf_counter()
         completed = self._attempts(cart_id, body, headers, outcome)
@@ -267,7 +267,7 @@ class Shopper(FastHttpUser):
         return completed
 
     def _attempts(self, cart_id: str, body: dict[str, str], headers: dict[str, str], outcome: Outcome) -> bool:
-        attempt = 1
+        attempt, started = 1, time.perf_counter()
         while True:
             with self.client.post(
                 f"{self.apis[self.api]}/carts/{cart_id}/checkout", json=body, headers=headers,
@@ -284,15 +284,15 @@ class Shopper(FastHttpUser):
                     return True
                 # No answer at all: the checkout is idempotent by its key, so the till sends
                 # it to the next region's API at once; a request that never arrived is no attempt.
-                if reply.status_code == 0 and attempt < CHECKOUT_ATTEMPTS and self._fail_over(outcome):
+                if reply.status_code == 0 and attempt < RETRY.attempts and self._fail_over(outcome):
                     reply.success()
                     attempt += not unreached(reply.error)
                     continue
-                if reply.status_code not in RETRY_STATUSES or attempt == CHECKOUT_ATTEMPTS:
+                retry_after = float(reply.headers.get("Retry-After") or 0) if reply.headers else 0.0
+                wait = RETRY.next_wait_s(attempt, time.perf_counter() - started, retry_after)
+                if reply.status_code not in RETRY_STATUSES or wait is None:
                     reply.failure(f"{reply.status_code}: {(reply.text or '')[:200]}")
                     return False
                 reply.success()
-                retry_after = float(reply.headers.get("Retry-After") or 0)
-            # Back off (0.5, 1, 2, 4 s) so retries do not add to an overload they may have met.
-            gevent.sleep(max(min(retry_after, 5.0), 0.5 * 2 ** (attempt - 1)))
+            gevent.sleep(wait)
             attempt += 1
