@@ -9,11 +9,15 @@ each one older than `--older-than-min` whose sale is not in Cassandra, so the sh
 gets the money back:
 
     checkout-reconcile [--older-than-min 30] [--since-h 24] [--void]
+                       [--textfile PATH [--every-min 15]]
 
-Without --void it only reports. It refuses to void while the Kafka->Cassandra writer is
-behind: a sale may be in Kafka, published, and not yet stored. The age keeps it clear of
-a till still retrying: the API's retry window is seconds, the default age half an hour;
-a checkout retried with its key after its charge was voided is charged and sold anew.
+Without --void it only reports. With --textfile it also writes the run's outcome for the
+node exporter's textfile collector (checkout.reconcile_metrics), failed runs included.
+
+It refuses to void while the Kafka->Cassandra writer is behind: a sale may be in Kafka,
+published, and not yet stored. The age keeps it clear of a till still retrying: a till
+retries for about a minute, the default age is half an hour; a checkout retried with its
+key after its charge was voided is charged and sold anew.
 """
 
 from __future__ import annotations
@@ -22,9 +26,11 @@ import argparse
 import asyncio
 import logging
 import sys
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Protocol
 
 from checkout.adapters.cassandra.sales import CassandraSaleFinder
@@ -34,6 +40,7 @@ from checkout.adapters.kafka_lag import consumer_lag
 from checkout.config import get_settings
 from checkout.errors import DependencyUnavailable
 from checkout.payments import ApprovedCharge
+from checkout.reconcile_metrics import write_run
 
 PAGE = 500  # charges per report request (the gateway answers at most 1000)
 
@@ -131,15 +138,34 @@ def main(argv: list[str] | None = None) -> int:
         "--since-h", type=float, default=24.0, help="look this far back (the gateway keeps 24 h)"
     )
     parser.add_argument("--void", action="store_true", help="void them (default: report only)")
+    parser.add_argument(
+        "--textfile", type=Path, help="write the run's gauges here (a .prom file for node exporter)"
+    )
+    parser.add_argument(
+        "--every-min", type=float, help="the timer's interval, written with --textfile for alerts"
+    )
     args = parser.parse_args(argv)
     if args.older_than_min < 0 or args.since_h * 60 <= args.older_than_min:
         parser.error("--older-than-min must be >= 0 and --since-h longer than it")
+    if args.every_min is not None and (args.textfile is None or args.every_min <= 0):
+        parser.error("--every-min needs --textfile and must be > 0")
     logging.basicConfig(level=logging.WARNING)
+    done: Reconciled | None = None
     try:
         done = asyncio.run(_run(args))
     except DependencyUnavailable as error:
         print(f"checkout-reconcile: {error}", file=sys.stderr)
         return 1
+    finally:
+        if args.textfile is not None:
+            write_run(
+                args.textfile,
+                now=time.time(),
+                succeeded=done is not None,
+                every_s=args.every_min * 60 if args.every_min else None,
+                without_sale=len(done.without_sale) if done else None,
+                voided=done.voided if done else None,
+            )
     print(
         f"approved charges {args.older_than_min:g} min to {args.since_h:g} h old: {done.checked}; "
         f"with their sale: {done.with_sale}; without: {len(done.without_sale)}; "

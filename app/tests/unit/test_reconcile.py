@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -90,10 +91,33 @@ def test_it_voids_nothing_while_the_writer_is_behind() -> None:
 
 
 @pytest.mark.parametrize(
-    "args", [["--older-than-min", "-1"], ["--since-h", "0.1", "--older-than-min", "30"]]
+    ("args", "message"),
+    [
+        (["--older-than-min", "-1"], "--older-than-min must be"),
+        (["--since-h", "0.1", "--older-than-min", "30"], "--older-than-min must be"),
+        (["--every-min", "15"], "--every-min needs --textfile"),
+        (["--textfile", "x.prom", "--every-min", "0"], "--every-min needs --textfile"),
+    ],
 )
-def test_bad_flags_are_refused(args: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_flags_are_refused(
+    args: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     with pytest.raises(SystemExit) as exited:
         main(args)
     assert exited.value.code == 2
-    assert "--older-than-min must be" in capsys.readouterr().err
+    assert message in capsys.readouterr().err
+
+
+def test_a_refused_run_still_writes_its_textfile(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async def refused(_: object) -> Reconciled:
+        raise DependencyUnavailable("the sales writer is 3 records behind")
+
+    monkeypatch.setattr("checkout.reconcile._run", refused)
+    textfile = tmp_path / "checkout_reconcile.prom"
+    assert main(["--void", "--textfile", str(textfile), "--every-min", "15"]) == 1
+    assert "3 records behind" in capsys.readouterr().err
+    text = textfile.read_text()
+    assert "checkout_reconcile_last_run_success 0.0" in text
+    assert "checkout_reconcile_interval_seconds 900.0" in text
