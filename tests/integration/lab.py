@@ -38,6 +38,8 @@ CONSUMER_METRICS_PORT = 8081
 CQL_PORT = 9042
 # roles/payment_gateway's default port (GatewaySettings.port); an inventory may set payment_gateway_port.
 GATEWAY_PORT = 8090
+# roles/node_exporter's default node_exporter_port.
+NODE_EXPORTER_PORT = 9100
 # roles/checkout_app: checkout_app_cassandra_keyspace, the keyspace every DC holds (sales).
 SHARED_KEYSPACE = "checkout"
 

@@ -15,7 +15,7 @@ from checkout.events import line_rows, stored_lines
 from checkout.idempotency import invoice_id_for
 
 from .conftest import FIGURES
-from .lab import Inventory, SaleKey, checkout, http, ok, rows_of_invoice, ssh, wait_for_sale
+from .lab import NODE_EXPORTER_PORT, Inventory, SaleKey, checkout, http, ok, rows_of_invoice, ssh, wait_for_sale
 
 
 @pytest.mark.parametrize("region", ["Yangon", "Mandalay", "Naypyitaw"])
@@ -198,3 +198,9 @@ def test_the_reconciler_runs_on_every_app_nodes_timer(lab: Inventory) -> None:
     report = [line for line in journal if line.startswith("approved charges 30 min to")]
     assert report, ran.stdout
     FIGURES["checkout-reconcile.service on the timer's terms"] = f"{report[-1]} ({time.monotonic() - started:.1f} s)"
+    # Its outcome reaches node exporter, which CheckoutReconcileNotSucceeding reads.
+    metrics = ok(http(api, "GET", "/metrics", port=NODE_EXPORTER_PORT))
+    gauges = dict(line.split(" ", 1) for line in metrics.splitlines() if line.startswith("checkout_reconcile_"))
+    assert gauges.get("checkout_reconcile_last_run_success") == "1", metrics[-2000:]
+    assert abs(float(gauges["checkout_reconcile_last_success_timestamp_seconds"]) - time.time()) < 300
+    assert float(gauges["checkout_reconcile_interval_seconds"]) > 0
