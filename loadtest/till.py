@@ -15,6 +15,7 @@ CHECKOUT_DEADLINE_S = 60.0
 # A second bound, on the count: a misbehaving API answering 503 at once cannot make a till
 # send hundreds of requests within the deadline.
 CHECKOUT_ATTEMPTS = 20
+# Doubling waits, so that retries do not add to an overload they may have met.
 BACKOFF_FIRST_S = 0.5
 BACKOFF_MAX_S = 5.0
 
