@@ -288,9 +288,11 @@ class Shopper(FastHttpUser):
                     reply.success()
                     attempt += not unreached(reply.error)
                     continue
-                retry_after = float(reply.headers.get("Retry-After") or 0) if reply.headers else 0.0
-                wait = RETRY.next_wait_s(attempt, time.perf_counter() - started, retry_after)
-                if reply.status_code not in RETRY_STATUSES or wait is None:
+                wait = None
+                if reply.status_code in RETRY_STATUSES:
+                    retry_after = float(reply.headers.get("Retry-After") or 0)
+                    wait = RETRY.next_wait_s(attempt, time.perf_counter() - started, retry_after)
+                if wait is None:
                     reply.failure(f"{reply.status_code}: {(reply.text or '')[:200]}")
                     return False
                 reply.success()
