@@ -58,3 +58,11 @@ def test_system_keyspace_uses_nts_with_inventory_rf(keyspace: str) -> None:
     expected = {dc: str(min(3, n)) for dc, n in _expected_dcs().items()}
     expected["class"] = "org.apache.cassandra.locator.NetworkTopologyStrategy"
     assert dict(row.replication) == expected
+
+
+@pytest.mark.parametrize("node", NODES)
+def test_cassandra_runs_with_the_inventory_timer_slack(node: str) -> None:
+    slack_us = int(hostvars(node).get("cassandra_timer_slack_us", 0))
+    shown = lab_host(node).check_output("systemctl show -p TimerSlackNSec --value cassandra")
+    # systemd shows an unset slack as empty or "0"; the kernel then keeps its default.
+    assert int(shown or 0) == slack_us * 1000, shown
