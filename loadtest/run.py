@@ -11,6 +11,8 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
+import psutil
+
 from loadtest.pacing import OPS_PER_USER, RAMP_S
 from loadtest.targets import REPO, Targets
 
@@ -21,6 +23,8 @@ CHECKOUT_NAME = "POST /carts/{id}/checkout"
 # its count is the operations, its time the whole basket's, retries included.
 OPERATION_NAME = "checkout operation"
 PROGRESS_EVERY_S = 30.0
+# How long a stopping till may take to finish the checkout it is in (Locust --stop-timeout).
+STOP_TIMEOUT_S = 60
 
 
 @dataclass(frozen=True)
@@ -128,7 +132,7 @@ def headless_command(
         "--acked-dir", str(directory / "acked"),
         # Let every till finish the checkout it is in: a request cut off after the API
         # stored the sale would be a sale the run never saw acknowledged.
-        "--stop-timeout", "60", "--only-summary", "--loglevel", "WARNING",
+        "--stop-timeout", str(STOP_TIMEOUT_S), "--only-summary", "--loglevel", "WARNING",
     ]  # fmt: skip
     if ops_log is not None:
         command += ["--ops-log", str(ops_log)]
@@ -161,6 +165,19 @@ def progress_line(stats_file: Path, started: datetime, load: Load) -> str:
     )
 
 
+def wait_for_workers(marker: str, deadline_s: float = STOP_TIMEOUT_S + 15) -> None:
+    """Wait until no process with `marker` in its command line runs. With --processes the
+    master can exit before its workers have finished their in-flight checkouts and written
+    their acked files (seen: 14-19 s later after a stall); reading them early would miss
+    acknowledged sales."""
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        running = (p for p in psutil.process_iter(["cmdline"]) if p.pid != os.getpid())
+        if not any(marker in " ".join(p.info["cmdline"] or ()) for p in running):
+            return
+        time.sleep(0.2)
+
+
 def run_locust(targets: Targets, load: Load, *, label: str, results: Path = RESULTS) -> RunResult:
     started = datetime.now(UTC)
     directory = results / f"{started:%Y%m%dT%H%M%SZ}-{label}"
@@ -174,8 +191,7 @@ def run_locust(targets: Targets, load: Load, *, label: str, results: Path = RESU
                 break
             except subprocess.TimeoutExpired:
                 print(progress_line(directory / "locust_stats.csv", started, load), flush=True)
-    # The acked files are written by the test_stop handler just before Locust exits.
-    time.sleep(0.5)
+    wait_for_workers(str(directory / "acked"))
     stats_file = directory / "locust_stats.csv"
     if not stats_file.exists():
         tail = (directory / "locust.log").read_text()[-2000:]

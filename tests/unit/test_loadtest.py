@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import random
+import subprocess
+import sys
+import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -13,7 +16,16 @@ import pytest
 from checkout.domain import STORE_TZ
 
 from loadtest import shopper
-from loadtest.run import CHECKOUT_NAME, OPERATION_NAME, EndpointStats, Load, RunResult, progress_line, read_stats
+from loadtest.run import (
+    CHECKOUT_NAME,
+    OPERATION_NAME,
+    EndpointStats,
+    Load,
+    RunResult,
+    progress_line,
+    read_stats,
+    wait_for_workers,
+)
 from loadtest.slo import Slo, gate_passed, judge, render
 from loadtest.targets import InventoryError, from_listing
 from loadtest.verify import StoredSales
@@ -120,6 +132,28 @@ def _result(rate: float, failures: int, p95: float, p99: float, retried: float =
     total = EndpointStats("Aggregated", 85000, failures, rate * 5.6 + retried, 20, 50, 90, 1500)
     endpoints = {CHECKOUT_NAME: checkout, OPERATION_NAME: ops, "Aggregated": total}
     return RunResult(Path("/tmp/run"), now, now, 0, endpoints, ["i1"])
+
+
+def test_the_run_waits_for_workers_that_outlive_the_master(tmp_path: Path) -> None:
+    marker = str(tmp_path / "acked")
+    worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(1.5)", marker])
+    started = time.monotonic()
+    wait_for_workers(marker, deadline_s=30)
+    assert worker.poll() is not None or worker.wait(timeout=1) == 0
+    assert time.monotonic() - started >= 1.0
+
+
+def test_the_wait_for_workers_is_bounded(tmp_path: Path) -> None:
+    marker = str(tmp_path / "acked")
+    worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", marker])
+    try:
+        started = time.monotonic()
+        wait_for_workers(marker, deadline_s=0.5)
+        assert time.monotonic() - started < 5
+        assert worker.poll() is None
+    finally:
+        worker.kill()
+        worker.wait()
 
 
 def test_the_totals_leave_out_the_operation_entries() -> None:
