@@ -61,7 +61,7 @@ from loadtest.chaos_scenarios import Op, Scenario, parse_ops, recovery_s, scenar
 from loadtest.pacing import RAMP_S
 from loadtest.quorum import WRITE_LEVELS
 from loadtest.raw_cassandra import connect
-from loadtest.run import RESULTS, Load, headless_command, locust_environment
+from loadtest.run import RESULTS, STOP_TIMEOUT_S, Load, headless_command, locust_environment
 from loadtest.targets import LAB_INVENTORY, REPO, InventoryError, Targets, from_inventory
 from loadtest.verify import KEYSPACE, audit, rows_by_dc, seconds_to_zero_lag
 
@@ -159,7 +159,7 @@ def run_faults(
         healed_at = time.time()
         time.sleep(after_s)
         stop.touch()
-        locust.wait(timeout=120)  # the tills finish their operation (--stop-timeout 60)
+        locust.wait(timeout=2 * STOP_TIMEOUT_S)  # the tills finish their operation
     finally:
         stop.touch()
         if locust.poll() is None:
