@@ -72,6 +72,8 @@ def scenarios(targets: Targets) -> dict[str, Scenario]:
                  30, (on("checkout-consumer", first_app, "kill.yml"),)),
         Scenario("app-rolling", "f", "rolling redeploy of every app node (playbooks/app.yml)",
                  0, (Fault("../app.yml", {"checkout_app_rolling_restart": "true"}),), playbook_s=180),
+        Scenario("dc-down", "2", f"every Cassandra node of the first DC {first_dc} stopped; its region's "
+                 "statements fail over to the standby DC", 60, (on("cassandra", first_dc),)),
         Scenario("api-down", "2", f"the checkout API stopped on {first_app}; its tills fail over to another region's",
                  60, (on("checkout-api", first_app),)),
         Scenario("gateway-down", "g", "the sandbox payment gateway stopped for 30 s", 30,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Collection, Mapping
 from datetime import timedelta, timezone
 from enum import StrEnum
 
@@ -21,9 +22,43 @@ CITY_BY_BRANCH: dict[Branch, str] = {
 
 
 def region_keyspace(shared_keyspace: str, dc: str) -> str:
-    """The keyspace of a region's operational state (carts, stock), replicated only in the
-    region's DC: the shared keyspace's name and the DC's, e.g. checkout_yangon."""
+    """The keyspace of a region's operational state (carts, stock), replicated in the
+    region's DC (and a standby replica in the next, see region_replication): the shared
+    keyspace's name and the DC's, e.g. checkout_yangon."""
     return f"{shared_keyspace}_{re.sub(r'[^a-z0-9_]', '_', dc.lower())}"
+
+
+def standby_dc(dc: str, dcs: Collection[str]) -> str | None:
+    """The DC that keeps a standby replica of `dc`'s region keyspace: the next DC in name
+    order, wrapping around (Mandalay -> Naypyitaw -> Yangon -> Mandalay); None alone."""
+    ring = sorted(set(dcs) | {dc})
+    if len(ring) < 2:
+        return None
+    return ring[(ring.index(dc) + 1) % len(ring)]
+
+
+def region_replication(
+    dc: str, replication: Mapping[str, int], standby_replicas: int
+) -> dict[str, int]:
+    """A region keyspace's factors: its DC's, plus `standby_replicas` (at most that DC's
+    own factor) in its standby DC, so the region can fail over when its DC is down."""
+    factors = {dc: replication[dc]}
+    standby = standby_dc(dc, replication)
+    if standby is not None and standby_replicas > 0:
+        factors[standby] = min(standby_replicas, replication[standby])
+    return factors
+
+
+def failover_dc(dc: str, factors: Mapping[str, int], up: Collection[str]) -> str | None:
+    """Where to run a statement meant for `dc` when none of its nodes is up: the first DC
+    after it in name order that holds replicas of the keyspace (`factors`) and has a node
+    up. For a region keyspace that is its standby DC; None when no DC qualifies."""
+    ring = sorted(set(factors) | {dc})
+    at = ring.index(dc)
+    for other in ring[at + 1 :] + ring[:at]:
+        if factors.get(other, 0) > 0 and other in up:
+            return other
+    return None
 
 
 def check_city(branch: Branch, city: str) -> None:

@@ -67,4 +67,10 @@ CASSANDRA_DOWNGRADES = Counter(
     "could not be met (a replica down or timing out), by statement kind, table and levels.",
     ["kind", "table", "from_level", "to_level"],
 )
+CASSANDRA_DC_FAILOVERS = Counter(
+    "checkout_cassandra_dc_failovers_total",
+    "Statements run in another DC because no node of the DC they were meant for was up "
+    "(a region keyspace's standby DC, or the next DC for the shared one).",
+    ["kind", "table", "from_dc", "to_dc"],
+)
 SERVICE_INFO = Info("checkout_service", "Which service and region this process is.")

@@ -2,7 +2,8 @@
 
 Two kinds of keyspace: the shared one (cql/shared/: sales), replicated to every DC, and
 one per DC for that region's operational state (cql/region/: carts, stock), replicated
-only in its own DC. Each file NNN_name.cql is applied once per keyspace, in order, and
+in its own DC and, with --standby-replicas, in one standby DC (checkout.domain.standby_dc).
+Each file NNN_name.cql is applied once per keyspace, in order, and
 recorded in that keyspace's schema_version with its checksum; every statement is IF NOT
 EXISTS, so a run interrupted half-way is simply run again. The replication comes from
 the command line (the inventory's DCs and node counts); if it differs from a live
@@ -35,7 +36,7 @@ from checkout.cql import (
     SALES_TTL_SECONDS,
     TWCS_WINDOW_DAYS,
 )
-from checkout.domain import STORE_TZ, Branch, region_keyspace
+from checkout.domain import STORE_TZ, Branch, region_keyspace, region_replication
 from checkout.errors import DependencyUnavailable
 
 _FILE_RE = re.compile(r"^(\d{3})_[a-z0-9_]+\.cql$")
@@ -142,22 +143,33 @@ def _execute(
     return None
 
 
-def keyspaces(shared: str, replication: dict[str, int]) -> dict[str, tuple[str, dict[str, int]]]:
-    """keyspace -> (kind, replication): the shared one everywhere, each DC's own in it."""
-    plan = {shared: ("shared", replication)}
-    for dc, factor in sorted(replication.items()):
-        plan[region_keyspace(shared, dc)] = ("region", {dc: factor})
+@dataclass(frozen=True, slots=True)
+class KeyspacePlan:
+    kind: str  # "shared" (cql/shared/) or "region" (cql/region/)
+    replication: dict[str, int]
+    home_dc: str | None  # a region keyspace's DC, where it is read and written
+
+
+def keyspaces(
+    shared: str, replication: dict[str, int], standby_replicas: int = 0
+) -> dict[str, KeyspacePlan]:
+    """keyspace -> plan: the shared one everywhere, each DC's own in it (and its standby)."""
+    plan = {shared: KeyspacePlan("shared", replication, None)}
+    for dc in sorted(replication):
+        factors = region_replication(dc, replication, standby_replicas)
+        plan[region_keyspace(shared, dc)] = KeyspacePlan("region", factors, dc)
     return plan
 
 
 def _apply_keyspace(
-    session: Any, keyspace: str, replication: dict[str, int], files: list[SchemaFile], local_dc: str
+    session: Any, keyspace: str, plan: KeyspacePlan, files: list[SchemaFile], local_dc: str
 ) -> list[str]:
     done: list[str] = []
-    # A keyspace of one DC is read and written in that DC (LOCAL_* levels count its
-    # replicas); the shared one from here. Reads always name a read profile: the default
-    # one is the write level, and ANY (a write-only level) refuses reads.
-    dc = next(iter(replication)) if len(replication) == 1 else None
+    replication = plan.replication
+    # A region keyspace is read and written in its home DC (LOCAL_* levels count its
+    # replicas there); the shared one from here. Reads always name a read profile: the
+    # default one is the write level, and ANY (a write-only level) refuses reads.
+    dc = plan.home_dc
     read = profile_name(dc or local_dc, True, False)
     write = None if dc is None else profile_name(dc, False, False)
     live = _live_replication(session, keyspace, read)
@@ -233,7 +245,7 @@ def _seed_stock(session: Any, keyspace: str, dc: str, branch: Branch, level: int
     return len(missing)
 
 
-def apply(settings: Settings, replication: dict[str, int]) -> list[str]:
+def apply(settings: Settings, replication: dict[str, int], standby_replicas: int = 0) -> list[str]:
     """Apply pending schema files to every keyspace, seed missing stock levels; return
     what was done, one line per action."""
     shared = settings.cassandra_keyspace
@@ -242,9 +254,9 @@ def apply(settings: Settings, replication: dict[str, int]) -> list[str]:
         settings, keyspace=None, schema_agreement_wait_s=60, dcs=replication
     )
     try:
-        for keyspace, (kind, factors) in keyspaces(shared, replication).items():
-            files = schema_files(keyspace, factors, kind)
-            done += _apply_keyspace(session, keyspace, factors, files, settings.cassandra_local_dc)
+        for keyspace, plan in keyspaces(shared, replication, standby_replicas).items():
+            files = schema_files(keyspace, plan.replication, plan.kind)
+            done += _apply_keyspace(session, keyspace, plan, files, settings.cassandra_local_dc)
         for branch, dc in sorted(settings.branch_dcs.items()):
             if dc not in replication:
                 continue
@@ -271,6 +283,15 @@ def main(argv: list[str] | None = None) -> int:
         help="NetworkTopologyStrategy factors per data center, e.g. Yangon:2,Mandalay:2",
     )
     parser.add_argument(
+        "--standby-replicas",
+        type=int,
+        choices=range(4),
+        default=0,
+        metavar="{0..3}",
+        help="replicas of each region keyspace in its standby DC (the next DC by name), "
+        "so that region fails over when its own DC is down; 0 keeps it in its DC only",
+    )
+    parser.add_argument(
         "--print", action="store_true", help="print the rendered CQL instead of applying it"
     )
     args = parser.parse_args(argv)
@@ -281,15 +302,15 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as error:
         parser.error(str(error))
     if args.print:
-        for keyspace, (kind, factors) in keyspaces(
-            settings.cassandra_keyspace, replication
+        for keyspace, plan in keyspaces(
+            settings.cassandra_keyspace, replication, args.standby_replicas
         ).items():
-            for schema_file in schema_files(keyspace, factors, kind):
+            for schema_file in schema_files(keyspace, plan.replication, plan.kind):
                 print(f"-- {keyspace}: {schema_file.name} (checksum {schema_file.checksum})")
                 print(schema_file.text)
         return 0
     try:
-        done = apply(settings, replication)
+        done = apply(settings, replication, args.standby_replicas)
     except DependencyUnavailable as error:
         print(f"checkout-schema: {error}", file=sys.stderr)
         return 1

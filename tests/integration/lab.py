@@ -92,6 +92,12 @@ class Inventory:
             dcs.setdefault(dc, []).append(self.address(host))
         return dcs
 
+    def standby_replicas(self) -> int:
+        """checkout_app_region_standby_replicas: an app host's, else the role's default."""
+        name = "checkout_app_region_standby_replicas"
+        defaults = yaml.safe_load((REPO / "roles/checkout_app/defaults/main.yml").read_text())
+        return int(self.hostvars[self.app_hosts()[0]].get(name, defaults[name]))
+
     def kafka_bootstrap(self) -> list[str]:
         return [f"{self.address(h)}:9092" for h in self.groups.get("kafka", [])]
 

@@ -31,6 +31,7 @@ from checkout.dataset import parse_lines
 from checkout.domain import STORE_TZ
 from checkout.events import stored_lines
 from checkout.idempotency import invoice_id_for
+from checkout.schema import keyspaces
 
 from loadtest.consistency_matrix import session_on
 from loadtest.db_profile import derived_factors
@@ -134,14 +135,12 @@ def _hints_for(outage: Outage) -> dict[str, int]:
     return {node: count for node, count in counts.items() if count}
 
 
-def expected(lab: Inventory, keyspace: str) -> dict[str, str]:
+def expected(factors: dict[str, int]) -> dict[str, str]:
     """What each write level gets with cass-a2 down and cass-a1 coordinating, from the
     quorum arithmetic (loadtest/quorum.py). The shared keyspace: 5 of 6 replicas alive,
     1 of 2 in Yangon, so LOCAL_QUORUM fails and QUORUM (4 of 6) holds. Yangon's own
-    keyspace: 1 of its 2 replicas, both in Yangon, so even QUORUM fails."""
-    factors = derived_factors(lab.cassandra_by_dc())
-    if keyspace == "region":
-        factors = {"Yangon": factors["Yangon"]}
+    keyspace, 2 replicas in Yangon and its standby in Mandalay: 2 of 3 alive, so QUORUM
+    holds and LOCAL_QUORUM, EACH_QUORUM and ALL fail."""
     alive = replicas(factors) - {("Yangon", 1)}
     return {level: "ok" if available(level, alive, factors, "Yangon") else "Unavailable" for level in WRITE_LEVELS}
 
@@ -159,6 +158,10 @@ def test_each_consistency_level_with_a_yangon_replica_down(lab: Inventory, outag
     }[keyspace]
     cluster, session = session_on(outage.peer, SHARED_KEYSPACE, ConsistencyLevel.LOCAL_ONE, timeout_s=15)
     seen = {}
+    name = {"shared": SHARED_KEYSPACE, "region": lab.home_keyspace(branch)}[keyspace]
+    factors = dict(cluster.metadata.keyspaces[name].replication_strategy.dc_replication_factors)
+    planned = keyspaces(SHARED_KEYSPACE, derived_factors(lab.cassandra_by_dc()), lab.standby_replicas())
+    assert factors == planned[name].replication, "the live replication is checkout-schema's plan"
     try:
         for name in WRITE_LEVELS:
             statement = SimpleStatement(probe, consistency_level=ConsistencyLevel.name_to_value[name])
@@ -172,7 +175,7 @@ def test_each_consistency_level_with_a_yangon_replica_down(lab: Inventory, outag
     finally:
         cluster.shutdown()
     FIGURES[f"write per consistency level, {keyspace} keyspace, cass-a2 down (coordinator cass-a1)"] = seen
-    assert seen == expected(lab, keyspace)
+    assert seen == expected(factors)
 
 
 def _checkout(api: str, branch: str, products: list[dict[str, Any]], n: int) -> dict[str, Any]:

@@ -26,6 +26,7 @@ def test_every_scenario_of_the_issue_is_there_with_hosts_from_the_inventory() ->
     one_per_dc = known["cassandra-one-per-dc"].faults[0].extra_vars
     assert one_per_dc == {"chaos_service": "cassandra", "chaos_hosts": "cass-a2,cass-b2,cass-c2"}
     assert known["cassandra-kill"].faults[0].playbook == "kill.yml"
+    assert known["dc-down"].faults[0].extra_vars["chaos_hosts"] == "cass-a1,cass-a2"
     assert known["consumer-kill"].faults[0].extra_vars["chaos_hosts"] == "app-a"
     assert known["locust-kill"].kill_load and not known["locust-kill"].faults
 

@@ -2,6 +2,7 @@ import pytest
 
 from checkout.cql import SALES_TTL_SECONDS
 from checkout.schema import (
+    KeyspacePlan,
     _apply_keyspace,
     keyspaces,
     parse_replication,
@@ -26,11 +27,25 @@ def test_replication_spec() -> None:
 def test_one_shared_keyspace_everywhere_and_one_per_dc_in_its_dc_only() -> None:
     plan = keyspaces("checkout", REPLICATION)
     assert plan == {
-        "checkout": ("shared", REPLICATION),
-        "checkout_mandalay": ("region", {"Mandalay": 2}),
-        "checkout_naypyitaw": ("region", {"Naypyitaw": 2}),
-        "checkout_yangon": ("region", {"Yangon": 2}),
+        "checkout": KeyspacePlan("shared", REPLICATION, None),
+        "checkout_mandalay": KeyspacePlan("region", {"Mandalay": 2}, "Mandalay"),
+        "checkout_naypyitaw": KeyspacePlan("region", {"Naypyitaw": 2}, "Naypyitaw"),
+        "checkout_yangon": KeyspacePlan("region", {"Yangon": 2}, "Yangon"),
     }
+
+
+def test_each_region_keyspace_keeps_a_standby_replica_in_the_next_dc_by_name() -> None:
+    plan = keyspaces("checkout", REPLICATION, standby_replicas=1)
+    assert plan["checkout"].replication == REPLICATION
+    assert {ks: p.replication for ks, p in plan.items() if p.kind == "region"} == {
+        "checkout_mandalay": {"Mandalay": 2, "Naypyitaw": 1},
+        "checkout_naypyitaw": {"Naypyitaw": 2, "Yangon": 1},
+        "checkout_yangon": {"Yangon": 2, "Mandalay": 1},
+    }
+    # Never more standby replicas than the standby DC has for itself.
+    assert keyspaces("checkout", {"A": 3, "B": 1}, 3)["checkout_a"].replication == {"A": 3, "B": 1}
+    # One DC: nowhere to stand by.
+    assert keyspaces("checkout", {"A": 3}, 1)["checkout_a"].replication == {"A": 3}
 
 
 @pytest.mark.parametrize(("kind", "versions"), [("shared", [1, 2]), ("region", [1, 2, 3])])
@@ -97,9 +112,10 @@ class _Rows(list):  # type: ignore[type-arg]
 @pytest.mark.parametrize("keyspace", ["checkout", "checkout_yangon"])
 def test_reads_name_a_read_profile_so_a_write_level_of_any_migrates(keyspace: str) -> None:
     # The default profile carries the write level; ANY is refused for reads by the server.
-    kind, factors = keyspaces("checkout", REPLICATION)[keyspace]
+    plan = keyspaces("checkout", REPLICATION, standby_replicas=1)[keyspace]
     session = _RecordingSession()
-    _apply_keyspace(session, keyspace, factors, schema_files(keyspace, factors, kind), "Mandalay")
+    files = schema_files(keyspace, plan.replication, plan.kind)
+    _apply_keyspace(session, keyspace, plan, files, "Mandalay")
     reads = [(cql, profile) for cql, profile in session.calls if cql.lstrip().startswith("SELECT")]
     assert len(reads) == 2, reads
     home = "Yangon" if keyspace == "checkout_yangon" else "Mandalay"

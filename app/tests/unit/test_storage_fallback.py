@@ -29,7 +29,7 @@ from checkout.adapters.cassandra.session import (
 )
 from checkout.config import Settings
 from checkout.dataset import DatasetRow
-from checkout.domain import STORE_TZ
+from checkout.domain import STORE_TZ, failover_dc, standby_dc
 from checkout.errors import DependencyUnavailable
 from checkout.events import event_from_row
 from tests.unit.fakes import FakeFuture
@@ -302,3 +302,99 @@ def test_fallback_level_is_weaker_or_none(main: str, fallback: str, expected: st
 def test_reads_never_use_any() -> None:
     settings = Settings(cassandra_consistency="QUORUM", cassandra_fallback_consistency="ANY")
     assert levels(settings) == {False: ("QUORUM", "ANY"), True: ("QUORUM", "ONE")}
+
+
+@dataclass
+class DownDcSession(FakeSession):
+    """Every profile routed to a DC in `down` finds no host, as when all its nodes are down."""
+
+    down: set[str] = field(default_factory=set)
+
+    def execute_async(
+        self, statement: Any, params: Any, execution_profile: str = WRITE
+    ) -> FakeFuture:
+        self.calls.append((execution_profile, statement.query_string))
+        if execution_profile.rpartition("@")[2] in self.down:
+            return FakeFuture(NoHostAvailable("Unable to complete the operation", {}))
+        return FakeFuture([SimpleNamespace(ok=True)])
+
+
+def db_with_dcs(session: DownDcSession, factors: dict[str, dict[str, int]]) -> Cassandra:
+    """A Cassandra whose driver metadata knows these keyspaces and one node per DC."""
+    dcs = {dc for by_dc in factors.values() for dc in by_dc}
+    hosts = [SimpleNamespace(datacenter=dc, is_up=dc not in session.down) for dc in dcs]
+    keyspaces = {
+        name: SimpleNamespace(replication_strategy=SimpleNamespace(dc_replication_factors=by_dc))
+        for name, by_dc in factors.items()
+    }
+    metadata = SimpleNamespace(keyspaces=keyspaces, all_hosts=lambda: hosts)
+    return Cassandra(
+        Settings(cassandra_write_attempts=2, cassandra_local_dc="Yangon"),
+        connect=lambda _settings, keyspace: (SimpleNamespace(metadata=metadata), session),
+    )
+
+
+LAB_FACTORS = {
+    "checkout": {"Yangon": 2, "Mandalay": 2, "Naypyitaw": 2},
+    "checkout_yangon": {"Yangon": 2, "Mandalay": 1},
+    "checkout_naypyitaw": {"Naypyitaw": 2},
+}
+
+
+def failovers(table: str, from_dc: str, to_dc: str) -> float:
+    labels = {"kind": "insert", "table": table, "from_dc": from_dc, "to_dc": to_dc}
+    return REGISTRY.get_sample_value("checkout_cassandra_dc_failovers_total", labels) or 0.0
+
+
+def test_a_region_keyspace_fails_over_to_its_standby_dc_when_its_dc_is_down() -> None:
+    session = DownDcSession(down={"Yangon"})
+    db = db_with_dcs(session, LAB_FACTORS)
+    statement = db.prepare("INSERT INTO checkout_yangon.carts (cart_id, branch) VALUES (?, ?)")
+    statement.keyspace = "checkout_yangon"
+    before = failovers("carts", "Yangon", "Mandalay")
+    asyncio.run(db.execute(statement, ("c1", "A"), dc="Yangon"))
+    assert [profile for profile, _ in session.calls] == ["write@Yangon", "write@Mandalay"]
+    assert failovers("carts", "Yangon", "Mandalay") == before + 1
+    db.ready()  # the API stays ready: its statements are served elsewhere
+
+
+def test_the_shared_keyspace_fails_over_to_the_next_dc_that_is_up() -> None:
+    session = DownDcSession(down={"Yangon", "Mandalay"})
+    db = db_with_dcs(session, LAB_FACTORS)
+    asyncio.run(db.execute(db.prepare(INSERT_CART), ("c1", "A")))  # keyspace: the shared one
+    assert [profile for profile, _ in session.calls] == ["write@Yangon", "write@Naypyitaw"]
+
+
+def test_a_keyspace_with_no_replica_outside_the_down_dc_is_unavailable() -> None:
+    session = DownDcSession(down={"Naypyitaw"})
+    db = db_with_dcs(session, LAB_FACTORS)
+    statement = db.prepare("INSERT INTO checkout_naypyitaw.carts (cart_id, branch) VALUES (?, ?)")
+    statement.keyspace = "checkout_naypyitaw"
+    with pytest.raises(DependencyUnavailable, match="Cassandra DC Naypyitaw failed 2 times"):
+        asyncio.run(db.execute(statement, ("c1", "C"), dc="Naypyitaw"))
+    assert {profile for profile, _ in session.calls} == {"write@Naypyitaw"}
+
+
+def test_no_node_up_anywhere_is_not_ready() -> None:
+    db = db_with_dcs(DownDcSession(down={"Yangon", "Mandalay", "Naypyitaw"}), LAB_FACTORS)
+    with pytest.raises(DependencyUnavailable, match="no node"):
+        db.ready()
+
+
+@pytest.mark.parametrize(
+    ("dc", "up", "expected"),
+    [
+        ("Yangon", {"Mandalay", "Naypyitaw"}, "Mandalay"),  # after Yangon, wrapping around
+        ("Naypyitaw", {"Mandalay", "Yangon"}, "Yangon"),
+        ("Yangon", {"Naypyitaw"}, "Naypyitaw"),  # the next one is down too
+        ("Yangon", set(), None),
+    ],
+)
+def test_failover_dc_is_the_next_dc_by_name_with_replicas_and_a_node_up(
+    dc: str, up: set[str], expected: str | None
+) -> None:
+    assert failover_dc(dc, LAB_FACTORS["checkout"], up) == expected
+    # A region keyspace has replicas in its standby DC only.
+    assert failover_dc("Yangon", LAB_FACTORS["checkout_yangon"], {"Naypyitaw"}) is None
+    assert standby_dc("Yangon", LAB_FACTORS["checkout"]) == "Mandalay"
+    assert standby_dc("Yangon", {"Yangon"}) is None

@@ -2,8 +2,10 @@
 
 Routing is token-aware over a DC-aware round robin, so each request goes straight to a
 replica. Statements on the shared keyspace go to the local DC. Statements on a region's
-own keyspace go to that region's DC (its replicas live nowhere else): normally the local
-one; another region's when a till fails over to this API, or the other way round. Every
+own keyspace go to that region's DC: normally the local one; another region's when a
+till fails over to this API, or the other way round. When no node of that DC is up, a
+statement runs in the next DC by name that holds replicas of its keyspace: for a region
+keyspace, the standby DC that checkout-schema gave a replica (Cassandra.execute). Every
 statement is prepared and idempotent (immutable rows keyed by invoice, cart or movement),
 which is what makes retrying a timed-out write safe: the worst case is writing the same
 row twice. No lightweight transactions and no counters are used anywhere.
@@ -45,6 +47,7 @@ from cassandra.query import BatchStatement, BatchType, PreparedStatement
 
 from checkout import metrics
 from checkout.config import Settings
+from checkout.domain import failover_dc
 from checkout.errors import DependencyUnavailable, RequestRejected
 
 log = logging.getLogger(__name__)
@@ -233,6 +236,7 @@ class Cassandra:
         self._cluster, self._session = connect(settings, keyspace=settings.cassandra_keyspace)
         self._levels = levels(settings)
         self._downgrade_warning = BurstWarning()
+        self._failover_warning = BurstWarning()
 
     @property
     def local_dc(self) -> str:
@@ -282,6 +286,32 @@ class Cassandra:
                 kind,
                 table,
                 fallback,
+                previous,
+            )
+
+    def failover_dc(self, statement: Any, dc: str) -> str | None:
+        """Where to run `statement` when no node of `dc` is up: checkout.domain.failover_dc
+        over its keyspace's replication, as the driver's metadata has it."""
+        keyspace = getattr(statement, "keyspace", None) or self._settings.cassandra_keyspace
+        meta = self._cluster.metadata.keyspaces.get(keyspace)
+        strategy = getattr(meta, "replication_strategy", None)
+        factors = getattr(strategy, "dc_replication_factors", None)
+        hosts = self._cluster.metadata.all_hosts()
+        up = {host.datacenter for host in hosts if host.is_up is not False}
+        return None if dc in up else failover_dc(dc, factors or {}, up)
+
+    def note_failover(self, kind: str, table: str, dc: str, other: str) -> None:
+        metrics.CASSANDRA_DC_FAILOVERS.labels(kind, table, dc, other).inc()
+        previous = self._failover_warning.note()
+        if previous is not None:
+            log.warning(
+                "no node of Cassandra DC %s is up; %s %s and later statements for it run in "
+                "DC %s until one is (counted in checkout_cassandra_dc_failovers_total; the "
+                "previous burst had %d)",
+                dc,
+                kind,
+                table,
+                other,
                 previous,
             )
 
@@ -342,20 +372,19 @@ class Cassandra:
         dc: str | None,
         attempts: int | None,
     ) -> list[Any]:
-        read = kind == "select"
         dc = dc or self.local_dc
         attempts = attempts or self._settings.cassandra_write_attempts
         for attempt in range(1, attempts + 1):
             try:
                 try:
-                    return await self._run(statement, params, profile_name(dc, read, False))
-                except (Unavailable, ReadTimeout, WriteTimeout, NoHostAvailable) as error:
-                    cause = _level_not_met(error)
-                    if cause is None or not self._may_fall_back(read, cause, attempt):
+                    return await self._at_level(statement, params, (kind, table), dc, attempt)
+                except NoHostAvailable as error:
+                    # No error per host: the query plan was empty, no node of dc is up.
+                    other = None if error.errors else self.failover_dc(statement, dc)
+                    if other is None:
                         raise
-                    main, fallback = self._levels[read]
-                    self.note_downgrade(kind, table, main, str(fallback), cause)
-                    return await self._run(statement, params, profile_name(dc, read, True))
+                    self.note_failover(kind, table, dc, other)
+                    return await self._at_level(statement, params, (kind, table), other, attempt)
             except _TRANSIENT as error:
                 if attempt == attempts:
                     raise DependencyUnavailable(
@@ -375,6 +404,28 @@ class Cassandra:
                 raise RequestRejected(f"Cassandra refused the request: {error}") from error
         raise AssertionError("unreachable")
 
+    async def _at_level(
+        self,
+        statement: Any,
+        params: Sequence[Any] | None,
+        what: tuple[str, str],
+        dc: str,
+        attempt: int,
+    ) -> list[Any]:
+        """Run in `dc` at the main level, or at the fallback level when that cannot be met.
+        `what`: the statement's kind and table, for the downgrade metric."""
+        kind, table = what
+        read = kind == "select"
+        try:
+            return await self._run(statement, params, profile_name(dc, read, False))
+        except (Unavailable, ReadTimeout, WriteTimeout, NoHostAvailable) as error:
+            cause = _level_not_met(error)
+            if cause is None or not self._may_fall_back(read, cause, attempt):
+                raise
+            main, fallback = self._levels[read]
+            self.note_downgrade(kind, table, main, str(fallback), cause)
+            return await self._run(statement, params, profile_name(dc, read, True))
+
     def read_all(self, statement: PreparedStatement, params: Sequence[Any]) -> Iterable[Any]:
         """Synchronous paged read for bulk scans (analytics, the stock fold)."""
         statement.fetch_size = 1000
@@ -389,9 +440,8 @@ class Cassandra:
         return result
 
     def ready(self) -> None:
-        up = [h for h in self._cluster.metadata.all_hosts() if h.is_up]
-        local = [h for h in up if h.datacenter == self.local_dc]
-        if not local:
+        """Ready while some node is up: with the local DC down, statements fail over."""
+        if not any(h.is_up for h in self._cluster.metadata.all_hosts()):
             raise DependencyUnavailable(f"no node of {_where(self._settings)} is up")
 
     def close(self) -> None:
