@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, run
 
 ROLES = sorted(p for p in (ROOT / "roles").iterdir() if p.is_dir())
 # Keys of a task that are not its module.
@@ -131,3 +131,24 @@ def test_main_tags_each_phase_with_the_role_name(role: Path) -> None:
     for task in _tasks(role / "tasks" / "main.yml"):
         tags = task.get("tags", [])
         assert any(tag.startswith(f"{role.name}_") for tag in tags), f"{role.name}: untagged phase {task}"
+
+
+CACHE_DIR_DEFAULT = "{{ lookup('controller_cache_dir') }}"
+
+
+def test_every_role_caches_artifacts_in_the_one_controller_cache_dir() -> None:
+    defaults = {
+        role.name: yaml.safe_load((role / "defaults" / "main.yml").read_text()) or {}
+        for role in ROLES
+        if (role / "defaults" / "main.yml").is_file()
+    }
+    cache_vars = {
+        f"{role}.{name}": value
+        for role, values in defaults.items()
+        for name, value in values.items()
+        if name.endswith("cache_dir")
+    }
+    assert len(cache_vars) >= 6, cache_vars
+    assert set(cache_vars.values()) == {CACHE_DIR_DEFAULT}, cache_vars
+    shown = run(["ansible", "localhost", "-m", "ansible.builtin.debug", "-a", f"msg={CACHE_DIR_DEFAULT}"], check=True)
+    assert f'"{Path.home() / ".cache" / "checkout-platform"}"' in shown.stdout, shown.stdout
