@@ -145,6 +145,15 @@ class BurstWarning:
         return previous
 
 
+def _count_in_burst(counter: Any, burst: BurstWarning, message: str, *args: object) -> None:
+    """Count one event; log `message` (its last %d: the previous burst's size) only when
+    the event starts a burst, so an outage logs one line, not one per statement."""
+    counter.inc()
+    previous = burst.note()
+    if previous is not None:
+        log.warning(message, *args, previous)
+
+
 def _where(settings: Settings) -> str:
     hosts = ",".join(settings.cassandra_hosts)
     return (
@@ -273,21 +282,19 @@ class Cassandra:
     def note_downgrade(
         self, kind: str, table: str, main: str, fallback: str, error: Exception
     ) -> None:
-        metrics.CASSANDRA_DOWNGRADES.labels(kind, table, main, fallback).inc()
-        previous = self._downgrade_warning.note()
-        if previous is not None:
-            log.warning(
-                "Cassandra cannot meet %s (%s: %s); %s %s and later statements run at %s "
-                "until it can (counted in checkout_cassandra_consistency_downgrades_total; "
-                "the previous burst had %d)",
-                main,
-                type(error).__name__,
-                error,
-                kind,
-                table,
-                fallback,
-                previous,
-            )
+        _count_in_burst(
+            metrics.CASSANDRA_DOWNGRADES.labels(kind, table, main, fallback),
+            self._downgrade_warning,
+            "Cassandra cannot meet %s (%s: %s); %s %s and later statements run at %s "
+            "until it can (counted in checkout_cassandra_consistency_downgrades_total; "
+            "the previous burst had %d)",
+            main,
+            type(error).__name__,
+            error,
+            kind,
+            table,
+            fallback,
+        )
 
     def failover_dc(self, statement: Any, dc: str) -> str | None:
         """Where to run `statement` when no node of `dc` is up: checkout.domain.failover_dc
@@ -301,19 +308,17 @@ class Cassandra:
         return None if dc in up else failover_dc(dc, factors or {}, up)
 
     def note_failover(self, kind: str, table: str, dc: str, other: str) -> None:
-        metrics.CASSANDRA_DC_FAILOVERS.labels(kind, table, dc, other).inc()
-        previous = self._failover_warning.note()
-        if previous is not None:
-            log.warning(
-                "no node of Cassandra DC %s is up; %s %s and later statements for it run in "
-                "DC %s until one is (counted in checkout_cassandra_dc_failovers_total; the "
-                "previous burst had %d)",
-                dc,
-                kind,
-                table,
-                other,
-                previous,
-            )
+        _count_in_burst(
+            metrics.CASSANDRA_DC_FAILOVERS.labels(kind, table, dc, other),
+            self._failover_warning,
+            "no node of Cassandra DC %s is up; %s %s and later statements for it run in "
+            "DC %s until one is (counted in checkout_cassandra_dc_failovers_total; the "
+            "previous burst had %d)",
+            dc,
+            kind,
+            table,
+            other,
+        )
 
     async def execute(
         self,
