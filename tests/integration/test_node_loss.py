@@ -7,8 +7,8 @@ waited for (UN in `nodetool status` and its CQL port) whatever happened.
 With RF 2 per DC, LOCAL_QUORUM in Yangon needs both replicas, so the Yangon API and
 consumer can only keep going by falling back to CHECKOUT_CASSANDRA_FALLBACK_CONSISTENCY
 (LOCAL_ONE); the other DCs write at LOCAL_QUORUM and leave hints for cass-a2. Sales are
-in the shared keyspace (every DC); carts and stock in checkout_yangon, replicated in
-Yangon only, where even QUORUM needs the down node.
+in the shared keyspace (every DC); carts and stock in checkout_yangon, 2 replicas in
+Yangon and a standby in Mandalay, where QUORUM (2 of 3) holds and LOCAL_QUORUM does not.
 
 Someone hears of it: CassandraNodeDown reaches the lab's alert receiver (Prometheus ->
 Alertmanager -> webhook) during the outage, and its resolved notification after it.
