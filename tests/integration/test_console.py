@@ -114,14 +114,22 @@ def _query(prometheus: str, expr: str) -> list[Any]:
 def traffic(lab: Inventory, prometheus: str) -> None:
     """A checkout and a rejected request in every region, then until Prometheus has the
     checkout counters' rates: the panels show this run's traffic, whatever ran before."""
-    for region in sorted({lab.region(h) for h in lab.app_hosts()}):
+    regions = sorted({lab.region(h) for h in lab.app_hosts()})
+    for region in regions:
         api = lab.address(lab.app_host_of(region))
         _, _, reply = checkout(api, lab.branch_of(region))
         ok(reply, 201)
         assert http(api, "POST", "/carts", json_body={"branch": "nowhere"}).status == 422
+    # Every region's rate, not just any: a region whose first sale since its API started is
+    # this one has its counter in one scrape only, and a rate needs two.
+    expr = "count(sum by (region) (rate(checkouts_total{outcome=~'completed|declined'}[1m]) > 0))"
     deadline = time.monotonic() + DATA_WITHIN_S
-    expr = "count(rate(checkouts_total[1m]) > 0)"
-    while not _query(prometheus, expr) and time.monotonic() < deadline:
+
+    def every_region() -> bool:
+        found = _query(prometheus, expr)
+        return bool(found) and int(float(found[0]["value"][1])) >= len(regions)
+
+    while not every_region() and time.monotonic() < deadline:
         time.sleep(3)
 
 
