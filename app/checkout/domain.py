@@ -28,13 +28,17 @@ def region_keyspace(shared_keyspace: str, dc: str) -> str:
     return f"{shared_keyspace}_{re.sub(r'[^a-z0-9_]', '_', dc.lower())}"
 
 
+def _after(dc: str, dcs: Collection[str]) -> list[str]:
+    """The other DCs in name order, starting after `dc` and wrapping around."""
+    ring = sorted(set(dcs) | {dc})
+    at = ring.index(dc)
+    return ring[at + 1 :] + ring[:at]
+
+
 def standby_dc(dc: str, dcs: Collection[str]) -> str | None:
     """The DC that keeps a standby replica of `dc`'s region keyspace: the next DC in name
     order, wrapping around (Mandalay -> Naypyitaw -> Yangon -> Mandalay); None alone."""
-    ring = sorted(set(dcs) | {dc})
-    if len(ring) < 2:
-        return None
-    return ring[(ring.index(dc) + 1) % len(ring)]
+    return next(iter(_after(dc, dcs)), None)
 
 
 def region_replication(
@@ -53,12 +57,9 @@ def failover_dc(dc: str, factors: Mapping[str, int], up: Collection[str]) -> str
     """Where to run a statement meant for `dc` when none of its nodes is up: the first DC
     after it in name order that holds replicas of the keyspace (`factors`) and has a node
     up. For a region keyspace that is its standby DC; None when no DC qualifies."""
-    ring = sorted(set(factors) | {dc})
-    at = ring.index(dc)
-    for other in ring[at + 1 :] + ring[:at]:
-        if factors.get(other, 0) > 0 and other in up:
-            return other
-    return None
+    return next(
+        (other for other in _after(dc, factors) if factors[other] > 0 and other in up), None
+    )
 
 
 def check_city(branch: Branch, city: str) -> None:

@@ -382,14 +382,18 @@ class Cassandra:
         for attempt in range(1, attempts + 1):
             try:
                 try:
-                    return await self._at_level(statement, params, (kind, table), dc, attempt)
+                    return await self._at_level(
+                        statement, params, kind=kind, table=table, dc=dc, attempt=attempt
+                    )
                 except NoHostAvailable as error:
                     # No error per host: the query plan was empty, no node of dc is up.
                     other = None if error.errors else self.failover_dc(statement, dc)
                     if other is None:
                         raise
                     self.note_failover(kind, table, dc, other)
-                    return await self._at_level(statement, params, (kind, table), other, attempt)
+                    return await self._at_level(
+                        statement, params, kind=kind, table=table, dc=other, attempt=attempt
+                    )
             except _TRANSIENT as error:
                 if attempt == attempts:
                     raise DependencyUnavailable(
@@ -413,13 +417,13 @@ class Cassandra:
         self,
         statement: Any,
         params: Sequence[Any] | None,
-        what: tuple[str, str],
+        *,
+        kind: str,
+        table: str,
         dc: str,
         attempt: int,
     ) -> list[Any]:
-        """Run in `dc` at the main level, or at the fallback level when that cannot be met.
-        `what`: the statement's kind and table, for the downgrade metric."""
-        kind, table = what
+        """Run in `dc` at the main level, or at the fallback level when that cannot be met."""
         read = kind == "select"
         try:
             return await self._run(statement, params, profile_name(dc, read, False))
