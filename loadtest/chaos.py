@@ -61,6 +61,7 @@ from loadtest.chaos_scenarios import Op, Scenario, parse_ops, recovery_s, scenar
 from loadtest.pacing import RAMP_S
 from loadtest.quorum import WRITE_LEVELS
 from loadtest.raw_cassandra import connect
+from loadtest.remote import PlaybookError, play
 from loadtest.run import RESULTS, STOP_TIMEOUT_S, Load, headless_command, locust_environment
 from loadtest.targets import LAB_INVENTORY, REPO, InventoryError, Targets, from_inventory
 from loadtest.verify import KEYSPACE, audit, rows_by_dc, seconds_to_zero_lag
@@ -77,19 +78,6 @@ HEAL_BOUND_S = 900.0
 
 class ChaosError(RuntimeError):
     pass
-
-
-def play(inventory: Path, playbook: Path, extra_vars: Mapping[str, str], log: Path) -> None:
-    """ansible-playbook, its output appended to `log`; ChaosError when it fails."""
-    command = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(inventory), str(playbook)]
-    for name, value in extra_vars.items():
-        command += ["-e", f"{name}={value}"]
-    with log.open("a") as out:
-        out.write(f"\n$ {' '.join(command)}\n")
-        out.flush()
-        done = subprocess.run(command, cwd=REPO, stdout=out, stderr=subprocess.STDOUT, check=False)
-    if done.returncode != 0:
-        raise ChaosError(f"{playbook.name} failed (exit {done.returncode}); see {log}")
 
 
 @contextmanager
@@ -450,7 +438,7 @@ def main(argv: list[str] | None = None) -> int:
     results.mkdir(parents=True, exist_ok=True)
     try:
         play(args.inventory, HEAL, {}, results / "heal-first.log")
-    except ChaosError as error:
+    except PlaybookError as error:
         print(f"chaos: the lab is not healthy before the first fault: {error}", file=sys.stderr)
         return 2
     if args.write_level:
@@ -463,7 +451,7 @@ def main(argv: list[str] | None = None) -> int:
                     run_scenario(scenario, targets, args.inventory, results, args.rate, args.before_s, args.after_s)
                 )
                 print(render(outcomes[-1:]).splitlines()[-1], flush=True)  # its row, as soon as it is known
-    except ChaosError as error:
+    except (ChaosError, PlaybookError) as error:
         print(f"chaos: {error}", file=sys.stderr)
         if not outcomes:
             return 2

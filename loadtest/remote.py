@@ -5,7 +5,27 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
+
+from loadtest.targets import REPO
+
+
+class PlaybookError(RuntimeError):
+    pass
+
+
+def play(inventory: Path, playbook: Path, extra_vars: Mapping[str, str], log: Path) -> None:
+    """ansible-playbook, its output appended to `log`; PlaybookError when it fails."""
+    command = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(inventory), str(playbook)]
+    for name, value in extra_vars.items():
+        command += ["-e", f"{name}={value}"]
+    with log.open("a") as out:
+        out.write(f"\n$ {' '.join(command)}\n")
+        out.flush()
+        done = subprocess.run(command, cwd=REPO, stdout=out, stderr=subprocess.STDOUT, check=False)
+    if done.returncode != 0:
+        raise PlaybookError(f"{playbook.name} failed (exit {done.returncode}); see {log}")
 
 
 def module(inventory: Path, hosts: str, name: str, args: str, *, become: bool = False) -> str:

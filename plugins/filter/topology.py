@@ -10,6 +10,18 @@ def _dc(hostvars: Any, host: str) -> str:
     return str(hostvars[host].get("cassandra_dc") or hostvars[host].get("region") or "")
 
 
+def _marked(hostvars: Any, host: str, name: str) -> bool:
+    return hostvars[host].get(name) in (True, "true", "yes")
+
+
+def cassandra_staying(hosts: list[str], hostvars: Any) -> list[str]:
+    """The hosts that stay in the ring: all but those marked cassandra_decommission.
+
+    A leaving node no longer counts towards its DC's size (so the replication factors
+    drop before it streams its data away) nor seeds."""
+    return [h for h in hosts if not _marked(hostvars, h, "cassandra_decommission")]
+
+
 def cassandra_dc_sizes(hosts: list[str], hostvars: Any) -> dict[str, int]:
     """Number of Cassandra nodes in each DC."""
     return dict(Counter(_dc(hostvars, h) for h in hosts))
@@ -22,7 +34,7 @@ def cassandra_default_rf(dc_sizes: dict[str, int], max_rf: int) -> dict[str, int
 
 def cassandra_seeds(hosts: list[str], hostvars: Any) -> list[str]:
     """Hosts marked cassandra_seed; a DC without a mark gets its first host."""
-    marked = [h for h in hosts if hostvars[h].get("cassandra_seed") in (True, "true", "yes")]
+    marked = [h for h in hosts if _marked(hostvars, h, "cassandra_seed")]
     seeded = {_dc(hostvars, h) for h in marked}
     for host in hosts:
         dc = _dc(hostvars, host)
@@ -67,6 +79,7 @@ class FilterModule:
             "cassandra_dc_sizes": cassandra_dc_sizes,
             "cassandra_default_rf": cassandra_default_rf,
             "cassandra_seeds": cassandra_seeds,
+            "cassandra_staying": cassandra_staying,
             "node_addresses": node_addresses,
             "branch_dcs": branch_dcs,
         }

@@ -25,6 +25,13 @@ def test_dc_sizes_count_nodes_per_region() -> None:
     assert topology.cassandra_dc_sizes(list(HOSTVARS), HOSTVARS) == {"Yangon": 4, "Mandalay": 2, "Naypyitaw": 1}
 
 
+def test_nodes_marked_to_leave_stop_counting() -> None:
+    hostvars = {**HOSTVARS, "a4": {"region": "Yangon", "cassandra_decommission": True}}
+    staying = topology.cassandra_staying(list(hostvars), hostvars)
+    assert "a4" not in staying
+    assert topology.cassandra_dc_sizes(staying, hostvars) == {"Yangon": 3, "Mandalay": 2, "Naypyitaw": 1}
+
+
 def test_default_rf_is_node_count_capped() -> None:
     sizes = {"Yangon": 4, "Mandalay": 2, "Naypyitaw": 1}
     assert topology.cassandra_default_rf(sizes, 3) == {"Yangon": 3, "Mandalay": 2, "Naypyitaw": 1}
