@@ -66,6 +66,7 @@ def test_host_without_region(inventory_without_region: Path) -> None:
         ({"checkout_app_reconcile_older_than_min": 0}, r"checkout_app_reconcile_older_than_min=0: both must be"),
         ({"checkout_app_region_standby_replicas": 4}, r"checkout_app_region_standby_replicas=4: give 0"),
         ({"kafka_version": "3.7.0"}, r"kafka_version 3\.7\.0 is not supported"),
+        ({"kafka_decommission": True}, r"kafka_decommission is set on controller\(s\) \[.*'kafka-a'.*\]: the"),
         ({"kafka_node_id": 1}, r"Kafka node IDs must be unique; found \{'kafka-a': 1, 'kafka-b': 1, 'kafka-c': 1\}"),
     ],
     ids=[
@@ -81,6 +82,7 @@ def test_host_without_region(inventory_without_region: Path) -> None:
         "reconcile-age",
         "standby-replicas",
         "kafka-version",
+        "kafka-decommission-controller",
         "kafka-node-ids",
     ],
 )
