@@ -9,6 +9,7 @@ import importlib.util
 import pytest
 import yaml
 
+from loadtest.scale import Count, Run, Snapshot, render
 from loadtest.scale_inventory import ScaleError, marked_to_leave, new_cassandra_node, new_kafka_broker, with_node
 from tests.conftest import LAB_INVENTORY, ROOT
 
@@ -86,3 +87,26 @@ def test_node_ids_and_marks_follow_the_inventory() -> None:
     assert kafka_filters.kafka_node_ids(["k2"], hostvars, ["k1", "k2"]) == [7]
     assert kafka_filters.kafka_marked(list(hostvars), hostvars, "kafka_controller", False) == ["k3"]
     assert kafka_filters.kafka_marked(list(hostvars), hostvars, "kafka_decommission") == ["k3"]
+
+
+def _snapshot(label: str, sales: int, digest: str) -> Snapshot:
+    counts = [Count("checkout.sales", "Yangon", sales, digest), Count("checkout-sales", "kafka", 5, "k1")]
+    return Snapshot(label, counts, ["UN 10.89.42.11 2 MiB"], {"1": 9})
+
+
+def test_the_run_passes_only_when_every_count_and_digest_stays() -> None:
+    run = Run("Yangon", ["cass-a3 (10.89.42.15)"])
+    run.snapshots = [_snapshot("before", 10, "d1"), _snapshot("out", 10, "d1"), _snapshot("in", 10, "d1")]
+    assert run.passed and run.changed == []
+    assert "PASS: every table and topic holds the same data" in render(run)
+    run.snapshots[2] = _snapshot("in", 10, "d2")  # same count, other rows
+    assert not run.passed
+    assert run.changed == ["checkout.sales in Yangon at 'in': 10 -> 10"]
+    assert "FAIL: checkout.sales in Yangon at 'in'" in render(run)
+
+
+def test_a_failed_step_or_a_missing_snapshot_fails_the_run() -> None:
+    run = Run("Yangon", ["cass-a3 (10.89.42.15)"], snapshots=[_snapshot("before", 10, "d1")])
+    assert not run.passed and "FAIL: a snapshot is missing" in render(run)
+    run.error = "site.yml failed (exit 2)"
+    assert "FAIL: site.yml failed (exit 2)" in render(run)
