@@ -8,7 +8,7 @@ and /readyz stays ready. The nodes start again one at a time (UN, CQL port), wha
 happened; then every sale is stored exactly once in every DC, Yangon's included once
 the other DCs replayed their hints.
 
-About 2.5 minutes. `./lab chaos --scenario dc-down` does the same under 50 checkout ops/s
+About a minute. `./lab chaos --scenario dc-down` does the same under 50 checkout ops/s
 with the full audit (docs/chaos.md)."""
 
 from __future__ import annotations
