@@ -282,6 +282,13 @@ def metric_samples(text: str, name: str) -> Iterator[tuple[str, float]]:
             yield labels, float(value)
 
 
+def metric_total(host: str, port: int, name: str) -> float:
+    """The sum of every sample of a metric a service serves on /metrics (0 when it has none)."""
+    reply = http(host, "GET", "/metrics", port=port)
+    text = reply.body if isinstance(reply.body, str) else ""
+    return sum(value for _, value in metric_samples(text, name))
+
+
 @dataclass(frozen=True)
 class DatasetFigures:
     invoices: frozenset[str]

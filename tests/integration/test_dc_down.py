@@ -31,7 +31,7 @@ from .lab import (
     SaleKey,
     checkout,
     http,
-    metric_samples,
+    metric_total,
     rows_of_invoice,
     ssh,
     wait_back,
@@ -84,9 +84,7 @@ def outage(lab: Inventory) -> Iterator[DcOutage]:
 
 
 def _failovers(api: str) -> float:
-    reply = http(api, "GET", "/metrics", port=API_PORT)
-    text = reply.body if isinstance(reply.body, str) else ""
-    return sum(value for _, value in metric_samples(text, "checkout_cassandra_dc_failovers_total"))
+    return metric_total(api, API_PORT, "checkout_cassandra_dc_failovers_total")
 
 
 def _stored_once_everywhere(lab: Inventory, sales: list[SaleKey]) -> dict[str, int]:

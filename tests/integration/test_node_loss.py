@@ -47,7 +47,7 @@ from .lab import (
     SaleKey,
     alert_receiver,
     http,
-    metric_samples,
+    metric_total,
     ssh,
     status_line,
     status_of,
@@ -203,9 +203,7 @@ def _checkout(api: str, branch: str, products: list[dict[str, Any]], n: int) -> 
 
 
 def _downgrades(api: str, port: int) -> float:
-    reply = http(api, "GET", "/metrics", port=port)
-    text = reply.body if isinstance(reply.body, str) else ""
-    return sum(v for _, v in metric_samples(text, "checkout_cassandra_consistency_downgrades_total"))
+    return metric_total(api, port, "checkout_cassandra_consistency_downgrades_total")
 
 
 def _wait_rows(session: Any, statement: Any, keys: list[tuple[Any, ...]], expected: int) -> list[Any]:
