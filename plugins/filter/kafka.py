@@ -6,6 +6,8 @@ import re
 from collections import Counter
 from typing import Any
 
+from ansible.module_utils.parsing.convert_bool import boolean
+
 _PARTITION = re.compile(r"Topic:\s*(\S+)\s+Partition:\s*\d+\b.*?\bReplicas:\s*([\d,]+)")
 
 
@@ -15,9 +17,8 @@ def kafka_node_ids(hosts: list[str], hostvars: Any, all_hosts: list[str]) -> lis
 
 
 def kafka_marked(hosts: list[str], hostvars: Any, name: str, value: bool = True) -> list[str]:
-    """The hosts whose boolean host variable `name` is set to `value`."""
-    truthy = (True, "true", "yes", "True")
-    return [h for h in hosts if name in hostvars[h] and (hostvars[h][name] in truthy) == value]
+    """The hosts whose boolean host variable `name` is set to `value`, read as `| bool` reads it."""
+    return [h for h in hosts if name in hostvars[h] and boolean(hostvars[h][name], strict=False) == value]
 
 
 def kafka_replica_counts(describe: str, topics: list[str] | None = None) -> dict[int, int]:

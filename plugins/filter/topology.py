@@ -5,13 +5,16 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from ansible.module_utils.parsing.convert_bool import boolean
+
 
 def _dc(hostvars: Any, host: str) -> str:
     return str(hostvars[host].get("cassandra_dc") or hostvars[host].get("region") or "")
 
 
 def _marked(hostvars: Any, host: str, name: str) -> bool:
-    return hostvars[host].get(name) in (True, "true", "yes")
+    # Ansible's own parsing, so a mark means here what `| bool` makes of it in the tasks.
+    return boolean(hostvars[host].get(name, False), strict=False)
 
 
 def cassandra_staying(hosts: list[str], hostvars: Any) -> list[str]:

@@ -89,6 +89,13 @@ def test_node_ids_and_marks_follow_the_inventory() -> None:
     assert kafka_filters.kafka_marked(list(hostvars), hostvars, "kafka_decommission") == ["k3"]
 
 
+def test_marks_read_as_ansible_reads_a_boolean() -> None:
+    # The tasks test these marks with `| bool`; the filters must agree on every spelling.
+    hostvars = {"k1": {"kafka_decommission": "on"}, "k2": {"kafka_decommission": "off"}, "k3": {"kafka_decommission": 1}}
+    assert kafka_filters.kafka_marked(list(hostvars), hostvars, "kafka_decommission") == ["k1", "k3"]
+    assert kafka_filters.kafka_marked(list(hostvars), hostvars, "kafka_decommission", False) == ["k2"]
+
+
 def _snapshot(label: str, sales: int, digest: str) -> Snapshot:
     counts = [Count("checkout.sales", "Yangon", sales, digest), Count("checkout-sales", "kafka", 5, "k1")]
     return Snapshot(label, counts, ["UN 10.89.42.11 2 MiB"], {"1": 9})

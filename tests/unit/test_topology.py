@@ -32,6 +32,16 @@ def test_nodes_marked_to_leave_stop_counting() -> None:
     assert topology.cassandra_dc_sizes(staying, hostvars) == {"Yangon": 3, "Mandalay": 2, "Naypyitaw": 1}
 
 
+def test_marks_read_as_ansible_reads_a_boolean() -> None:
+    hostvars = {
+        "a1": {"region": "Yangon", "cassandra_decommission": "on"},
+        "a2": {"region": "Yangon", "cassandra_decommission": "no"},
+        "a3": {"region": "Yangon", "cassandra_seed": "1"},
+    }
+    assert topology.cassandra_staying(list(hostvars), hostvars) == ["a2", "a3"]
+    assert topology.cassandra_seeds(["a2", "a3"], hostvars) == ["a3"]
+
+
 def test_default_rf_is_node_count_capped() -> None:
     sizes = {"Yangon": 4, "Mandalay": 2, "Naypyitaw": 1}
     assert topology.cassandra_default_rf(sizes, 3) == {"Yangon": 3, "Mandalay": 2, "Naypyitaw": 1}
