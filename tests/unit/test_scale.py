@@ -91,7 +91,11 @@ def test_node_ids_and_marks_follow_the_inventory() -> None:
 
 def test_marks_read_as_ansible_reads_a_boolean() -> None:
     # The tasks test these marks with `| bool`; the filters must agree on every spelling.
-    hostvars = {"k1": {"kafka_decommission": "on"}, "k2": {"kafka_decommission": "off"}, "k3": {"kafka_decommission": 1}}
+    hostvars = {
+        "k1": {"kafka_decommission": "on"},
+        "k2": {"kafka_decommission": "off"},
+        "k3": {"kafka_decommission": 1},
+    }
     assert kafka_filters.kafka_marked(list(hostvars), hostvars, "kafka_decommission") == ["k1", "k3"]
     assert kafka_filters.kafka_marked(list(hostvars), hostvars, "kafka_decommission", False) == ["k2"]
 
