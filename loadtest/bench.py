@@ -122,7 +122,8 @@ def step_line(step: Step) -> str:
         f"{step.p99_ms:>6.0f}  host {step.usage.host_cpu_cores:.2f}/{step.usage.host_cpus} cores, locust "
         f"{step.usage.locust_cpu_cores:.2f}, {cpu}, mem {step.usage.host_memory_used_mb / 1024:.1f} GiB, "
         f"per op: Cassandra requests {db_profile.describe_requests(step.cost)}, replica writes "
-        f"{db_profile.describe_replica_writes(step.cost)}, CPU {db_profile.describe_cpu(step.cost)}  "
+        f"{db_profile.describe_replica_writes(step.cost)}, CPU {db_profile.describe_cpu(step.cost)}, "
+        f"checkout stages {db_profile.describe_stages(step.cost)}  "
         f"{'PASS' if step.passed else 'FAIL: ' + ', '.join(c.objective for c in step.checks if not c.passed)}"
     )
 

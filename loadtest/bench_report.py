@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt
 from matplotlib import ticker
 
 from loadtest.bench_step import Step
-from loadtest.db_profile import describe_cpu, describe_replica_writes, describe_requests
+from loadtest.db_profile import describe_cpu, describe_replica_writes, describe_requests, describe_stages
 
 if TYPE_CHECKING:
     from loadtest.raw_cassandra import RawCassandra
@@ -88,11 +88,14 @@ def markdown(
         "sold or declined, whatever its retries). CPU in cores averaged over the step (cgroups of the lab VMs). "
         "Per op, from Prometheus counters before and after the step divided by the operations the APIs "
         "finished: Cassandra coordinator requests by kind; replica writes (mutations applied by every node, in "
-        "the shared sales keyspace and in the region keyspaces); CPU ms of the API, consumer and gateway.",
+        "the shared sales keyspace and in the region keyspaces); CPU ms of the API, consumer and gateway. "
+        "Checkout stages: the mean wall time of each sequential step of POST /carts/{id}/checkout "
+        "(cart read, gateway charge, stock and Kafka publish together, checkout record).",
         "",
         "| offered/s | achieved ops/s | requests | failures | p50 ms | p95 ms | p99 ms | host CPU | Locust CPU | "
-        "CPU by VM kind | host memory GiB | Cassandra requests per op | replica writes per op | CPU per op | SLO |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "CPU by VM kind | host memory GiB | Cassandra requests per op | replica writes per op | CPU per op | "
+        "checkout stages | SLO |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for s in steps:
         roles = ", ".join(f"{role} {cores:.2f}" for role, cores in sorted(s.usage.by_role().items()))
@@ -101,7 +104,7 @@ def markdown(
             f"| {s.offered:g} | {s.achieved:.1f} | {s.requests} | {s.failures} | {s.p50_ms:.0f} | {s.p95_ms:.0f} | "
             f"{s.p99_ms:.0f} | {s.usage.host_cpu_cores:.2f}/{s.usage.host_cpus} | {s.usage.locust_cpu_cores:.2f} | "
             f"{roles} | {s.usage.host_memory_used_mb / 1024:.1f} | {describe_requests(s.cost)} | "
-            f"{describe_replica_writes(s.cost)} | {describe_cpu(s.cost)} | "
+            f"{describe_replica_writes(s.cost)} | {describe_cpu(s.cost)} | {describe_stages(s.cost)} | "
             f"{'PASS' if s.passed else 'FAIL: ' + failed} |"
         )
     lines += [

@@ -7,7 +7,9 @@ seconds. All are scraped by Prometheus. The difference of each between the start
 end of a steady run, divided by the difference of the checkouts, is what one checkout
 operation (cart, items, checkout, and the consumer's writes of the sale) costs: the
 coordinator requests it sends, the replica writes they become in every DC, and the CPU
-milliseconds of the API, the consumer and the payment gateway.
+milliseconds of the API, the consumer and the payment gateway. The API also times each
+sequential stage of a checkout (checkout_stage_duration_seconds): the differences of a
+stage's sum and count give its mean wall time over the run, i.e. where a checkout waits.
 The counters are scraped on the same interval; over a run of a minute or more the few
 seconds by which their scrapes differ change the ratios by a few percent at most.
 """
@@ -31,6 +33,10 @@ REPLICA_WRITES_QUERY = (
 )
 SERVICES = {"checkout_api": "API", "checkout_consumer": "consumer", "payment_gateway": "gateway"}
 CPU_QUERY = f'sum by (job) (process_cpu_seconds_total{{job=~"{"|".join(SERVICES)}"}})'
+STAGE_SECONDS_QUERY = "sum by (stage) (checkout_stage_duration_seconds_sum)"
+STAGE_COUNT_QUERY = "sum by (stage) (checkout_stage_duration_seconds_count)"
+# The checkout's stages in the order they run (checkout.service.CheckoutService.checkout).
+STAGES = ("cart", "charge", "commit", "close")
 # Per-DC replication factor the deployment derives when the inventory sets none (roles/checkout_app).
 DEFAULT_MAX_RF = 3
 
@@ -45,6 +51,8 @@ class Counters:
     checkouts: float  # checkout operations the APIs finished so far (sold or declined)
     replica_writes: dict[str, float] = field(default_factory=dict)  # mutations applied, by keyspace
     cpu_seconds: dict[str, float] = field(default_factory=dict)  # CPU seconds, by service (job)
+    stage_seconds: dict[str, float] = field(default_factory=dict)  # checkout stage wall time, by stage
+    stage_counts: dict[str, float] = field(default_factory=dict)  # checkout stages timed, by stage
 
 
 @dataclass(frozen=True)
@@ -55,6 +63,7 @@ class OpCost:
     requests: dict[str, float]  # Cassandra coordinator requests, by kind
     replica_writes: dict[str, float]  # replica writes, by keyspace
     cpu_ms: dict[str, float]  # CPU milliseconds, by service (job)
+    stage_ms: dict[str, float] = field(default_factory=dict)  # mean wall ms of each checkout stage
 
     @property
     def requests_total(self) -> float:
@@ -82,6 +91,7 @@ class OpCost:
             "replica_writes_total": self.replica_writes_total,
             "replica_writes_by_kind": self.replica_writes_by_kind(),
             "cpu_ms": self.cpu_ms,
+            "stage_ms": self.stage_ms,
         }
 
 
@@ -103,14 +113,24 @@ def parse(
     checkouts_answer: dict[str, Any],
     replica_writes_answer: dict[str, Any] | None = None,
     cpu_answer: dict[str, Any] | None = None,
+    stage_answers: tuple[dict[str, Any], dict[str, Any]] | None = None,
 ) -> Counters:
-    """The coordinator requests are required; replica writes and CPU may be missing (a lab
-    deployed before they were exported): their figures then stay empty."""
+    """The coordinator requests are required; replica writes, CPU and the stages (sums,
+    counts) may be missing (a lab deployed before they were exported): their figures then
+    stay empty."""
     requests = _by("scope", requests_answer)
     checkouts = sum(value for _, value in _vector(checkouts_answer))
     if not requests:
         raise ProfileUnavailable("Prometheus has no cassandra_clientrequest_latency_count series")
-    return Counters(requests, checkouts, _by("keyspace", replica_writes_answer), _by("job", cpu_answer))
+    seconds, counts = stage_answers or (None, None)
+    return Counters(
+        requests,
+        checkouts,
+        _by("keyspace", replica_writes_answer),
+        _by("job", cpu_answer),
+        _by("stage", seconds),
+        _by("stage", counts),
+    )
 
 
 def _query(prometheus: str, promql: str) -> dict[str, Any]:
@@ -129,6 +149,7 @@ def read(prometheus: str) -> Counters:
         _query(prometheus, CHECKOUTS_QUERY),
         _query(prometheus, REPLICA_WRITES_QUERY),
         _query(prometheus, CPU_QUERY),
+        (_query(prometheus, STAGE_SECONDS_QUERY), _query(prometheus, STAGE_COUNT_QUERY)),
     )
 
 
@@ -137,6 +158,18 @@ def _per_op(before: dict[str, float], after: dict[str, float], ops: float) -> di
     back is left out rather than subtracted)."""
     spent = {key: after[key] - before.get(key, 0.0) for key in after}
     return {key: count / ops for key, count in sorted(spent.items()) if count > 0}
+
+
+def _stage_means(before: Counters, after: Counters) -> dict[str, float]:
+    """Mean wall ms of each stage timed in the window, in the order the checkout runs them."""
+    means: dict[str, float] = {}
+    order = {stage: place for place, stage in enumerate(STAGES)}
+    for stage in sorted(after.stage_counts, key=lambda s: order.get(s, len(STAGES))):
+        timed = after.stage_counts[stage] - before.stage_counts.get(stage, 0.0)
+        spent = after.stage_seconds.get(stage, 0.0) - before.stage_seconds.get(stage, 0.0)
+        if timed > 0 and spent >= 0:
+            means[stage] = spent / timed * 1000
+    return means
 
 
 def per_checkout(before: Counters, after: Counters) -> dict[str, float]:
@@ -154,6 +187,7 @@ def cost(before: Counters, after: Counters) -> OpCost:
         _per_op(before.requests, after.requests, ops),
         _per_op(before.replica_writes, after.replica_writes, ops),
         {job: seconds * 1000 for job, seconds in cpu_s.items()},
+        _stage_means(before, after),
     )
 
 
@@ -187,4 +221,9 @@ def describe_replica_writes(op: OpCost) -> str:
 
 def describe_cpu(op: OpCost) -> str:
     shown = [f"{SERVICES.get(job, job)} {ms:.1f}" for job, ms in op.cpu_ms.items()]
+    return ", ".join(shown) + " ms" if shown else "no figures"
+
+
+def describe_stages(op: OpCost) -> str:
+    shown = [f"{stage} {ms:.0f}" for stage, ms in op.stage_ms.items()]
     return ", ".join(shown) + " ms" if shown else "no figures"

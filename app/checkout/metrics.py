@@ -37,6 +37,14 @@ KAFKA_PUBLISH_LATENCY = Histogram(
     "Time from handing a sale to the producer until the broker acknowledged it (acks=all).",
     buckets=_LATENCY_BUCKETS,
 )
+CHECKOUT_STAGE_LATENCY = Histogram(
+    "checkout_stage_duration_seconds",
+    "Wall time of each sequential stage of a checkout: cart (read and replay check), charge "
+    "(the payment gateway), commit (stock and the Kafka publish, concurrently), close "
+    "(the checkout record). Their sum is most of POST /carts/{id}/checkout.",
+    ["stage"],
+    buckets=_LATENCY_BUCKETS,
+)
 NEGATIVE_STOCK = Counter(
     "checkout_negative_stock_total",
     "Stock reads (GET /stock, restocks) that found a product's level below zero at a branch.",

@@ -443,6 +443,37 @@ def test_the_profile_counts_replica_writes_by_keyspace_and_cpu_by_service() -> N
     assert "checkout_api|checkout_consumer|payment_gateway" in db_profile.CPU_QUERY
 
 
+def test_the_profile_gives_each_checkout_stage_its_mean_in_running_order() -> None:
+    from loadtest import db_profile
+
+    def counters(checkouts: float, seconds: dict[str, float], counts: dict[str, float]) -> object:
+        return db_profile.parse(
+            _vector(({"scope": "Write"}, checkouts)),
+            _vector(({}, checkouts)),
+            stage_answers=(
+                _vector(*(({"stage": s}, v) for s, v in seconds.items())),
+                _vector(*(({"stage": s}, v) for s, v in counts.items())),
+            ),
+        )
+
+    before = counters(100, {"close": 1.0, "charge": 3.0, "cart": 1.0}, {"close": 100, "charge": 100, "cart": 100})
+    after = counters(
+        300,
+        {"close": 3.0, "commit": 5.0, "charge": 9.0, "cart": 2.0},
+        {"close": 300, "commit": 200, "charge": 300, "cart": 300},
+    )
+    cost = db_profile.cost(before, after)  # type: ignore[arg-type]
+    # Means of the window (a stage new in it counts from zero), in the order the checkout runs them.
+    assert list(cost.stage_ms) == ["cart", "charge", "commit", "close"]
+    assert cost.stage_ms == pytest.approx({"cart": 5.0, "charge": 30.0, "commit": 25.0, "close": 10.0})
+    assert db_profile.describe_stages(cost) == "cart 5, charge 30, commit 25, close 10 ms"
+    assert cost.figures()["stage_ms"] == cost.stage_ms
+    # An older deploy exports no stages.
+    plain = db_profile.parse(_vector(({"scope": "Write"}, 1)), _vector(({}, 1)))
+    assert db_profile.describe_stages(db_profile.cost(plain, after)) != "no figures"  # type: ignore[arg-type]
+    assert db_profile.describe_stages(db_profile.cost(plain, plain)) == "no figures"
+
+
 def test_replicas_per_row_sum_the_dc_factors() -> None:
     from loadtest.db_profile import derived_factors, replicas_per_row
 

@@ -1,11 +1,14 @@
 from decimal import Decimal
 
 import pytest
+from prometheus_client import REGISTRY
 
 from checkout.catalog import Catalog
 from checkout.idempotency import invoice_id_for
 from checkout.payments import PaymentTimeout
 from tests.unit.conftest import Harness, HarnessFactory
+
+STAGES = ("cart", "charge", "commit", "close")
 
 
 def checkout(h: Harness, cart_id: str, key: str, **body: object):  # type: ignore[no-untyped-def]
@@ -166,3 +169,39 @@ def test_an_unreachable_gateway_is_a_504_that_sells_nothing(
     assert harness.publisher.events == []
     assert harness.stock.movements == {}
     assert harness.carts.carts[cart_id].checkout is None
+
+
+def _stage_counts() -> dict[str, float]:
+    return {
+        stage: REGISTRY.get_sample_value("checkout_stage_duration_seconds_count", {"stage": stage})
+        or 0.0
+        for stage in STAGES
+    }
+
+
+def test_each_stage_of_a_checkout_is_timed_once(
+    make_harness: HarnessFactory, product_id: str
+) -> None:
+    sold, declined = make_harness(), make_harness(decline_rate=1.0)
+    before = _stage_counts()
+    assert checkout(sold, sold.cart_with(product_id), "stages-1").status_code == 201
+    after_sale = _stage_counts()
+    assert {s: after_sale[s] - before[s] for s in STAGES} == dict.fromkeys(STAGES, 1.0)
+    # A decline stops at the charge: nothing is committed or closed.
+    assert checkout(declined, declined.cart_with(product_id), "stages-2").status_code == 402
+    after_decline = _stage_counts()
+    assert {s: after_decline[s] - after_sale[s] for s in STAGES} == {
+        "cart": 1.0,
+        "charge": 1.0,
+        "commit": 0.0,
+        "close": 0.0,
+    }
+    # A replay answers from the cart's record and times only the cart's read.
+    assert checkout(sold, next(iter(sold.carts.carts)), "stages-1").status_code == 201
+    replayed = _stage_counts()
+    assert {s: replayed[s] - after_decline[s] for s in STAGES} == {
+        "cart": 1.0,
+        "charge": 0.0,
+        "commit": 0.0,
+        "close": 0.0,
+    }
