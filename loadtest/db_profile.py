@@ -23,6 +23,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from checkout.domain import CheckoutStage
+
 SHARED_KEYSPACE = "checkout"  # sales, in every DC; the others (checkout_yangon, ...) are the regions'
 BENCH_KEYSPACE = "checkout_bench"  # the raw writer's scratch copy: not the pipeline's
 REQUESTS_QUERY = "sum by (scope) (cassandra_clientrequest_latency_count)"
@@ -35,8 +37,7 @@ SERVICES = {"checkout_api": "API", "checkout_consumer": "consumer", "payment_gat
 CPU_QUERY = f'sum by (job) (process_cpu_seconds_total{{job=~"{"|".join(SERVICES)}"}})'
 STAGE_SECONDS_QUERY = "sum by (stage) (checkout_stage_duration_seconds_sum)"
 STAGE_COUNT_QUERY = "sum by (stage) (checkout_stage_duration_seconds_count)"
-# The checkout's stages in the order they run (checkout.service.CheckoutService.checkout).
-STAGES = ("cart", "charge", "commit", "close")
+STAGES = tuple(stage.value for stage in CheckoutStage)  # in the order a checkout runs them
 # Per-DC replication factor the deployment derives when the inventory sets none (roles/checkout_app).
 DEFAULT_MAX_RF = 3
 

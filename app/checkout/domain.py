@@ -21,6 +21,16 @@ CITY_BY_BRANCH: dict[Branch, str] = {
 }
 
 
+class CheckoutStage(StrEnum):
+    """The sequential stages of a checkout, in the order they run; the API times each
+    (checkout_stage_duration_seconds) and the bench reports them in this order."""
+
+    CART = "cart"  # the cart's read and the replay check
+    CHARGE = "charge"  # the payment gateway
+    COMMIT = "commit"  # the stock movements and the Kafka publish, concurrently
+    CLOSE = "close"  # the checkout record
+
+
 def region_keyspace(shared_keyspace: str, dc: str) -> str:
     """The keyspace of a region's operational state (carts, stock), replicated in the
     region's DC (and a standby replica in the next, see region_replication): the shared

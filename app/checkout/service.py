@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from prometheus_client.context_managers import Timer
+
 from checkout import metrics
 from checkout.cart import (
     Cart,
@@ -46,7 +48,7 @@ from checkout.cart import (
     remove_item,
 )
 from checkout.catalog import Catalog
-from checkout.domain import CITY_BY_BRANCH, Branch
+from checkout.domain import CITY_BY_BRANCH, Branch, CheckoutStage
 from checkout.errors import DependencyUnavailable
 from checkout.events import EventPublisher, PublishError, SaleEvent, SaleLine, build_event
 from checkout.idempotency import (
@@ -172,7 +174,7 @@ class CheckoutService:
     ) -> CheckoutOutcome:
         key = validate_key(key)
         fingerprint = request_hash(cart_id, request.model_dump(mode="json"))
-        with _stage("cart"):
+        with _stage(CheckoutStage.CART):
             cart = _existing(cart_id, await self.carts.get(cart_id, fresh=True))
         try:
             finished = answered(cart, key, fingerprint)
@@ -187,7 +189,7 @@ class CheckoutService:
 
         invoice_id = invoice_id_for(key)
         priced = price_cart(cart, self.catalog)
-        with _stage("charge"):
+        with _stage(CheckoutStage.CHARGE):
             charge = await self._charge(
                 ChargeRequest(
                     key=key,
@@ -201,11 +203,11 @@ class CheckoutService:
             return self._declined(charge)
 
         event = self._sale_event(invoice_id, priced, request, charge)
-        with _stage("commit"):
+        with _stage(CheckoutStage.COMMIT):
             await asyncio.gather(self._move_stock(event), self._publish(event))
         body = _receipt(priced, event, charge).model_dump(mode="json")
         record = CheckoutRecord(key, fingerprint, 201, _dumps(body))
-        with _stage("close"):
+        with _stage(CheckoutStage.CLOSE):
             await self._close(close_cart(cart, invoice_id, record))
         metrics.CHECKOUTS.labels("completed").inc()
         return CheckoutOutcome(201, body)
@@ -305,9 +307,9 @@ class CheckoutService:
             ) from error
 
 
-def _stage(name: str) -> Any:
+def _stage(stage: CheckoutStage) -> Timer:
     """Times one sequential stage of a checkout (checkout_stage_duration_seconds)."""
-    return metrics.CHECKOUT_STAGE_LATENCY.labels(name).time()
+    return metrics.CHECKOUT_STAGE_LATENCY.labels(stage.value).time()
 
 
 def _retry_with_key(outcome: str, what: str, error: Exception) -> SaleNotRecorded:
