@@ -42,7 +42,11 @@ from cassandra import (
 )
 from cassandra.auth import PlainTextAuthProvider
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, NoHostAvailable
-from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
+from cassandra.policies import (
+    DCAwareRoundRobinPolicy,
+    ExponentialReconnectionPolicy,
+    TokenAwarePolicy,
+)
 from cassandra.query import BatchStatement, BatchType, PreparedStatement
 
 from checkout import metrics
@@ -51,6 +55,12 @@ from checkout.domain import failover_dc
 from checkout.errors import DependencyUnavailable, RequestRejected
 
 log = logging.getLogger(__name__)
+
+# How soon a node that was down is used again. The driver's default doubles the wait to
+# 10 minutes and gives up after 64 tries; within a 50 s DC outage its retries were already
+# 35 s apart, so a returning DC could sit unused that long while its region failed over.
+# Capped at 10 s, and never giving up.
+_RECONNECT = ExponentialReconnectionPolicy(base_delay=1.0, max_delay=10.0, max_attempts=None)
 
 # Worth another try on another replica: the node was slow, down or overloaded.
 _TRANSIENT = (
@@ -205,6 +215,7 @@ def connect_cluster(
         auth_provider=auth,
         connect_timeout=settings.cassandra_connect_timeout_s,
         max_schema_agreement_wait=schema_agreement_wait_s,
+        reconnection_policy=_RECONNECT,
         # Cassandra 5 speaks v5; saying so saves the driver's downgrade dance per host.
         protocol_version=ProtocolVersion.V5,
     )
