@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import configparser
+
 import pytest
+import yaml
 
 from tests.conftest import LAB_INVENTORY, PRODUCTION_INVENTORY, ROOT, group_hosts, run
 
@@ -64,3 +67,14 @@ def test_a_restore_with_bad_variables_stops_before_any_node_is_touched(extra) ->
     assert "Pass -e cassandra_restore_tag=TAG" in result.stdout
     recap = result.stdout.split("PLAY RECAP")[-1]
     assert "changed=0" in recap and "unreachable=0" in recap and "changed=1" not in recap, recap
+
+
+def test_molecule_loads_every_plugin_dir_that_ansible_cfg_names() -> None:
+    """Molecule runs with its own config: a plugin dir missing there breaks every scenario
+    whose role uses it (the controller_cache_dir lookup did, unnoticed until a run)."""
+    cfg = configparser.ConfigParser(interpolation=None)
+    cfg.read(ROOT / "ansible.cfg")
+    named = {key: value for key, value in cfg["defaults"].items() if key.endswith("_plugins")}
+    env = yaml.safe_load((ROOT / ".config" / "molecule" / "config.yml").read_text())["provisioner"]["env"]
+    for key, path in named.items():
+        assert env.get(f"ANSIBLE_{key.upper()}") == f"${{MOLECULE_PROJECT_DIRECTORY}}/{path}", key
