@@ -45,7 +45,7 @@ import urllib.request
 from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -59,6 +59,7 @@ from checkout.inventory import sold_quantities
 
 from loadtest.chaos_scenarios import Op, Scenario, parse_ops, recovery_s, scenarios, window
 from loadtest.pacing import RAMP_S
+from loadtest.probe import apis_not_selling
 from loadtest.quorum import WRITE_LEVELS
 from loadtest.raw_cassandra import connect
 from loadtest.remote import PlaybookError, play
@@ -300,11 +301,20 @@ class Outcome:
     recovery_s: float | None
     audit: Audit | None
     error: str = ""
+    # Branches whose own API sold nothing after the run, with why (loadtest/probe.py).
+    not_selling: dict[str, str] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
-        # A fault the platform never recovers from fails, however clean the audit.
-        return not self.error and self.recovery_s is not None and self.audit is not None and self.audit.passed
+        # A fault the platform never recovers from fails, however clean the audit; so does
+        # an API that no longer sells, though the tills' failover hid it from the rates.
+        return (
+            not self.error
+            and self.recovery_s is not None
+            and self.audit is not None
+            and self.audit.passed
+            and not self.not_selling
+        )
 
 
 def run_scenario(
@@ -320,6 +330,10 @@ def run_scenario(
         during = window(ops, timeline.fault_start, timeline.fault_end)
         recovered = recovery_s(ops, timeline.fault_end, before.rate, timeline.load_end)
         outcome_audit = audit_run(targets, ops, keys, timeline, inventory, directory / "settle.log")
+        # After the audit: the probe's sales are not the run's.
+        not_selling = apis_not_selling(targets.api_by_branch)
+        for branch, why in not_selling.items():
+            print(f"    the API of branch {branch} sold nothing by itself after the run: {why}", flush=True)
     except (ChaosError, RuntimeError, OSError, DependencyUnavailable) as failure:
         print(f"    run failed: {failure}", flush=True)
         return Outcome(
@@ -330,7 +344,7 @@ def run_scenario(
         during.availability, during.rate / before.rate if before.rate else 0.0, during.checkout_p99_ms,
         timeline.fault_end - timeline.fault_start,
         timeline.healed - timeline.fault_end, recovered,
-        outcome_audit,
+        outcome_audit, not_selling=not_selling,
     )  # fmt: skip
 
 
@@ -356,6 +370,7 @@ def render(outcomes: list[Outcome]) -> str:
             f"{a.duplicated:>4} {a.stored_unanswered:>5} {f'{a.stock_ok}/{a.stock_wrong}':>12} "
             f"{a.charges_approved:>7} {a.charges_voided:>6} {a.charges_without_sale:>7}  "
             f"{'PASS' if o.passed else 'FAIL'}"
+            + (f" (no sale by the API of {', '.join(sorted(o.not_selling))})" if o.not_selling else "")
         )
     return "\n".join(lines)
 
@@ -372,7 +387,8 @@ stock ok/bad: sales whose stock movements are there once with the sold quantitie
 charged: approved charges of the run's keys. voided: charges without a sale once the load
 ended, which checkout-reconcile voided (playbooks/checkout_reconcile.yml). no sale: charges
 still without a stored sale after that. verdict: PASS when the audit is clean (all of the
-above, no sale 0) and the platform recovered."""
+above, no sale 0), the platform recovered, and every region's API then sold one checkout
+by itself (loadtest/probe.py)."""
 
 
 def _outcome(saved: dict[str, Any]) -> Outcome:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from loadtest import chaos
+from loadtest import chaos, probe
 from loadtest.chaos_scenarios import Op, parse_ops, recovery_s, scenarios, window
 from loadtest.targets import from_inventory
 
@@ -124,6 +124,35 @@ def test_a_scenario_the_platform_never_recovers_from_fails_with_a_clean_audit() 
     assert not never.passed
     assert replace(never, recovery_s=15.0).passed
     assert "never" in chaos.render([never]) and chaos.render([never]).endswith("FAIL")
+
+
+def test_an_api_that_sells_nothing_by_itself_fails_a_recovered_clean_scenario() -> None:
+    clean = chaos.Audit(10, 10, 0, 0, 0, 0, 10, 0, 10, 0)
+    healed = chaos.Outcome("region-cut", "c", "", 5, 5.0, 40, 0, 1.0, 1.0, 900, 60, 30, 12.0, clean)
+    assert healed.passed
+    stuck = replace(healed, not_selling={"A": "HTTP 503 from http://10.89.42.14:8080/carts/x/checkout"})
+    assert not stuck.passed
+    assert chaos.render([stuck]).endswith("FAIL (no sale by the API of A)")
+
+
+def test_the_probe_retries_each_api_until_it_sells_or_time_is_up() -> None:
+    now = [0.0]
+    answers = {"A": ["HTTP 503", None], "B": [None], "C": ["HTTP 503"] * 100}
+    asked: list[str] = []
+
+    def sell_one(api: str, branch: str) -> str | None:
+        asked.append(branch)
+        return answers[branch].pop(0)
+
+    def pause(seconds: float) -> None:
+        now[0] += seconds
+
+    stuck = probe.apis_not_selling(
+        {"A": "a", "B": "b", "C": "c"}, within_s=5, sell_one=sell_one, clock=lambda: now[0], pause=pause
+    )
+    assert stuck == {"C": "HTTP 503"}
+    assert asked[:5] == ["A", "B", "C", "A", "C"]  # a sold API is not asked again
+    assert now[0] >= 5
 
 
 def test_the_settlement_voids_only_when_a_charge_has_no_sale(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
