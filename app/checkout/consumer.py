@@ -31,7 +31,7 @@ from checkout.adapters.cassandra.session import Cassandra
 from checkout.config import Settings, get_settings
 from checkout.errors import DependencyUnavailable, RequestRejected
 from checkout.events import PublishError, SaleEvent
-from checkout.producer import ProduceError, await_ack, make_producer, send
+from checkout.producer import await_ack, make_producer, send
 
 log = logging.getLogger(__name__)
 
@@ -151,9 +151,11 @@ class KafkaDeadLetters:
             ("dlq-consumer-group", self._group.encode()),
         ]
         try:
-            future = send(self._producer, self._topic, record.key, record.value, headers)
+            future = await asyncio.to_thread(
+                send, self._producer, self._topic, record.key, record.value, headers
+            )
             await await_ack(future, self._timeout_s)
-        except (TimeoutError, ProduceError) as error:
+        except (TimeoutError, KafkaError) as error:
             raise PublishError(f"dead-letter topic {self._topic} did not ack: {error}") from error
 
 

@@ -4,12 +4,12 @@ Publishes paced records to a bench topic (never the sales topic: the consumer wo
 dead-letter them) with the API's own producer settings (checkout.producer.make_producer:
 acks=all, idempotence), one linger and one hand-over mode per run:
 
-- `thread`: send() in a worker thread (asyncio.to_thread);
-- `direct`: send() on the event loop, as the API does (librdkafka's produce() only queues
-  the record for its own threads).
+- `thread`: send() in a worker thread (asyncio.to_thread), as the API did;
+- `direct`: send() on the event loop, which is safe once the topic's metadata is known
+  (send() then only appends to the batch and wakes the producer's I/O thread).
 
 Prints one JSON line: records acked, ack latency p50/p99/max and the process's CPU per
-record (every thread: the loop, the worker, the report thread and librdkafka's). The controller
+record (every thread: the loop, the worker and the producer's I/O thread). The controller
 side (loadtest/producer_bench.py) runs it once per setting and adds the brokers' CPU.
 """
 
@@ -42,7 +42,7 @@ async def publish(producer: Any, topic: str, value: bytes, mode: str, timeout_s:
 async def run(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     producer = make_producer(settings, client_id=f"producer-bench-{args.mode}")
     try:
-        producer.leaders(args.topic, timeout_s=5.0)  # metadata first, as the API does at start
+        producer.partitions_for(args.topic)  # metadata first, as the API does at start
         value = b"x" * args.record_size
         for _ in range(20):  # warm the connections and the leaders' batches
             await publish(producer, args.topic, value, args.mode, settings.kafka_publish_timeout_s)

@@ -29,7 +29,7 @@ from checkout.config import Settings, get_settings
 from checkout.consumer import Consumed, Poison, decode
 from checkout.errors import DependencyUnavailable
 from checkout.events import SaleEvent
-from checkout.producer import ProduceError, make_producer, sale_record, send
+from checkout.producer import make_producer, sale_record, send
 
 GROUP = "checkout-dlq-redrive"
 Where = tuple[int, int]  # (partition, offset) in the dead-letter topic
@@ -201,7 +201,7 @@ def _publish(settings: Settings, decisions: Sequence[Decision]) -> None:
             if d.event is not None
         ]
         for future in futures:
-            future.result(timeout=settings.kafka_publish_timeout_s)
+            future.get(timeout=settings.kafka_publish_timeout_s)
     finally:
         producer.close(timeout=settings.kafka_publish_timeout_s)
 
@@ -272,11 +272,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"sent {counts['send']}, skipped {counts['skip']}, kept {counts['keep']} "
               f"of {len(letters)} unhandled dead letter(s)")  # fmt: skip
         return 0
-    except (KafkaError, ProduceError, TimeoutError, DependencyUnavailable) as error:
-        print(
-            f"checkout-redrive: {str(error) or 'Kafka did not acknowledge in time'}",
-            file=sys.stderr,
-        )
+    except (KafkaError, DependencyUnavailable) as error:
+        print(f"checkout-redrive: {error}", file=sys.stderr)
         return 1
     finally:
         topic.close()

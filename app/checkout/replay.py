@@ -19,11 +19,13 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from kafka.errors import KafkaError
+
 from checkout.config import Settings, get_settings
 from checkout.dataset import packaged_dataset_lines, parse_lines
 from checkout.errors import DependencyUnavailable
 from checkout.events import SaleEvent, event_from_row
-from checkout.producer import ProduceError, make_producer, sale_record, send
+from checkout.producer import make_producer, sale_record, send
 
 PublishBatch = Callable[[Sequence[SaleEvent]], None]
 
@@ -65,7 +67,7 @@ def kafka_batch_publisher(producer: Any, settings: Settings) -> PublishBatch:
             send(producer, settings.kafka_sales_topic, *sale_record(event)) for event in batch
         ]
         for future in futures:
-            future.result(timeout=settings.kafka_publish_timeout_s)
+            future.get(timeout=settings.kafka_publish_timeout_s)
 
     return publish_batch
 
@@ -147,10 +149,10 @@ def main(argv: list[str] | None = None) -> int:
             loop=args.loop,
             stop=stop,
         )
-    except (ProduceError, TimeoutError) as error:
+    except KafkaError as error:
         print(
-            f"checkout-replay: Kafka did not acknowledge a batch ({str(error) or 'timed out'}); "
-            "earlier batches are stored, and re-running is safe (rows are keyed by invoice id)",
+            f"checkout-replay: Kafka did not acknowledge a batch ({error}); earlier batches "
+            "are stored, and re-running is safe (rows are keyed by invoice id)",
             file=sys.stderr,
         )
         return 1
